@@ -1,0 +1,82 @@
+"""What a cycle hands to its components and hooks: ids, config, store, and a few services.
+
+Components reach the database, the run folder and the progress display only through this object,
+so a trainer written for tuneloop can be tested with a context built by ``tuneloop.testing``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tuneloop.components import Metric
+    from tuneloop.config import ProjectConfig
+    from tuneloop.store import Store
+
+Advance = Callable[[int], None]
+
+
+class Progress:
+    """Progress bars for training, evaluation and generation (rich), silent when ``quiet``."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+
+    @contextlib.contextmanager
+    def task(self, description: str, total: int | None) -> Iterator[Advance]:
+        if self.quiet:
+            yield lambda n=1: None
+            return
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
+                                   TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+
+        columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
+        with RichProgress(*columns, transient=False) as bar:
+            task_id = bar.add_task(description, total=total, info="")
+
+            def advance(n: int = 1, info: str | None = None) -> None:
+                if info is None:
+                    bar.advance(task_id, n)
+                else:
+                    bar.update(task_id, advance=n, info=info)
+
+            yield advance
+
+
+@dataclass
+class CycleContext:
+    """One cycle's identity and services.
+
+    ``start_model`` is what training starts from (the base model or the latest promoted one);
+    ``labels`` is the label set for classification (``None`` for causal LM); ``metrics`` are the
+    configured metric components, which trainers use for validation during training.
+    """
+
+    cycle_id: int
+    config: "ProjectConfig"
+    store: "Store | None"
+    run_dir: Path
+    start_model: str
+    seed: int
+    labels: list[str] | None = None
+    metrics: list["Metric"] = field(default_factory=list)
+    progress: Progress = field(default_factory=Progress)
+    log_callback: Callable[[int, dict[str, float]], None] | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return self.config.task
+
+    @property
+    def select_metric(self) -> str:
+        return self.config.select_metric
+
+    def log(self, step: int, logs: dict[str, float]) -> None:
+        """Stream training figures: to the store (with their step) and the ``training_log`` hook."""
+        if self.log_callback is not None:
+            self.log_callback(step, logs)

@@ -1,0 +1,1 @@
+"""The demo project's dataset and config, copied out by ``tuneloop demo``."""

@@ -1,0 +1,411 @@
+"""The project database: one SQLite file, reached only through ``Store``.
+
+Why it is built this way:
+- WAL lets the review app read while a cycle writes; a busy timeout makes writers wait, not fail.
+- Every write runs in ``BEGIN IMMEDIATE``: a deferred transaction that reads and then writes gets
+  SQLITE_BUSY whatever the timeout when another writer got there first, and the write is lost.
+- Ratings are append-only (triggers refuse UPDATE and DELETE); an edit adds a rating that
+  supersedes the earlier one, so no expert's judgement is ever lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import sqlite_utils
+
+from tuneloop.components import Example, Prediction, Rating
+from tuneloop.store.migrations import MIGRATIONS
+
+BUSY_TIMEOUT_MS = 30_000
+
+CURRENT_RATINGS = """
+    SELECT r.* FROM ratings r
+    WHERE NOT EXISTS (SELECT 1 FROM ratings later WHERE later.supersedes_id = r.id)
+"""
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Store:
+    """All reads and writes of one project database."""
+
+    def __init__(self, path: str | Path, migrate: bool = True):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(str(self.path), isolation_level=None,
+                                     timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        self.db = sqlite_utils.Database(connection)
+        self.conn = connection
+        self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        if migrate:
+            self.migrate()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ---- transactions ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite_utils.Database]:
+        """A write transaction that takes the write lock up front (``BEGIN IMMEDIATE``)."""
+        self._begin_immediate()
+        try:
+            yield self.db
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    def _begin_immediate(self) -> None:
+        # busy_timeout covers BEGIN IMMEDIATE too; retry for the rare case it still reports BUSY
+        # (e.g. a WAL checkpoint racing), so that a person never sees "database is locked".
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    # ---- migrations ------------------------------------------------------------------------
+
+    def migrate(self) -> list[str]:
+        """Apply the migrations this database lacks, each in its own transaction."""
+        with self.write() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, "
+                       "applied_at TEXT NOT NULL)")
+        applied = {row[0] for row in self.conn.execute("SELECT name FROM _migrations")}
+        done = []
+        for migration in MIGRATIONS:
+            if migration.__name__ in applied:
+                continue
+            with self.write() as db:
+                # re-check inside the lock: another process may have migrated meanwhile
+                if db.execute("SELECT 1 FROM _migrations WHERE name = ?",
+                              [migration.__name__]).fetchone():
+                    continue
+                migration(db)
+                db["_migrations"].insert({"name": migration.__name__, "applied_at": now()})
+            done.append(migration.__name__)
+        return done
+
+    def applied_migrations(self) -> list[str]:
+        return [row[0] for row in self.conn.execute("SELECT name FROM _migrations ORDER BY name")]
+
+    # ---- reading helpers -------------------------------------------------------------------
+
+    def query(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        return list(self.db.query(sql, params))
+
+    def one(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    # ---- cycles ----------------------------------------------------------------------------
+
+    def create_cycle(self, *, project: str, task: str, seed: int, config: dict[str, Any],
+                     plugins: list[dict[str, Any]], base_model: str, start_model: str,
+                     parent_id: int | None) -> int:
+        with self.write() as db:
+            table = db["cycles"]
+            table.insert({
+                "project": project, "status": "running", "parent_id": parent_id, "task": task,
+                "seed": seed, "config": json.dumps(config), "plugins": json.dumps(plugins),
+                "base_model": base_model, "start_model": start_model, "started_at": now(),
+            })
+            return int(table.last_pk)
+
+    def update_cycle(self, cycle_id: int, **fields: Any) -> None:
+        values = {key: (json.dumps(value) if isinstance(value, (dict, list)) else value)
+                  for key, value in fields.items()}
+        with self.write() as db:
+            db["cycles"].update(cycle_id, values)
+
+    def cycle(self, cycle_id: int) -> dict[str, Any] | None:
+        return self.one("SELECT * FROM cycles WHERE id = ?", [cycle_id])
+
+    def cycles(self, project: str | None = None) -> list[dict[str, Any]]:
+        if project is None:
+            return self.query("SELECT * FROM cycles ORDER BY id")
+        return self.query("SELECT * FROM cycles WHERE project = ? ORDER BY id", [project])
+
+    def latest_cycle(self, project: str, status: str | None = None) -> dict[str, Any] | None:
+        sql = "SELECT * FROM cycles WHERE project = ?"
+        params: list[Any] = [project]
+        if status:
+            sql += " AND status = ?"
+            params.append(status)
+        return self.one(sql + " ORDER BY id DESC LIMIT 1", params)
+
+    # ---- splits and examples ---------------------------------------------------------------
+
+    def split_assignments(self) -> dict[str, str]:
+        return {row[0]: row[1] for row in
+                self.conn.execute("SELECT split_key, split FROM split_assignments")}
+
+    def add_split_assignments(self, assignments: dict[str, str], cycle_id: int) -> None:
+        rows = [{"split_key": key, "split": split, "first_cycle_id": cycle_id}
+                for key, split in assignments.items()]
+        with self.write() as db:
+            db["split_assignments"].insert_all(rows, ignore=True, batch_size=1000)
+
+    def add_examples(self, cycle_id: int, splits: dict[str, list[Example]]) -> None:
+        rows = (
+            {"cycle_id": cycle_id, "id": example.id, "split": split, "input": example.input,
+             "target": example.target, "weight": example.weight, "source": example.source,
+             "provenance": json.dumps(example.provenance)}
+            for split, examples in splits.items() for example in examples
+        )
+        with self.write() as db:
+            db["examples"].insert_all(rows, ignore=True, batch_size=1000)
+
+    def examples(self, cycle_id: int, split: str | None = None) -> list[dict[str, Any]]:
+        if split is None:
+            return self.query("SELECT * FROM examples WHERE cycle_id = ?", [cycle_id])
+        return self.query("SELECT * FROM examples WHERE cycle_id = ? AND split = ?",
+                          [cycle_id, split])
+
+    # ---- metrics ---------------------------------------------------------------------------
+
+    def add_metrics(self, cycle_id: int, split: str, values: dict[str, float],
+                    step: int | None = None) -> None:
+        rows = [{"cycle_id": cycle_id, "split": split, "name": name, "value": float(value),
+                 "step": step, "created_at": now()} for name, value in values.items()]
+        if rows:
+            with self.write() as db:
+                db["metrics"].insert_all(rows)
+
+    def final_metrics(self, cycle_id: int) -> dict[str, dict[str, float]]:
+        """The cycle's figures after training, by split (step-wise training logs excluded)."""
+        result: dict[str, dict[str, float]] = {}
+        for row in self.query("SELECT split, name, value FROM metrics WHERE cycle_id = ? AND "
+                              "step IS NULL ORDER BY id", [cycle_id]):
+            result.setdefault(row["split"], {})[row["name"]] = row["value"]
+        return result
+
+    def metric_history(self, cycle_id: int) -> list[dict[str, Any]]:
+        return self.query("SELECT split, name, value, step FROM metrics WHERE cycle_id = ? AND "
+                          "step IS NOT NULL ORDER BY step, id", [cycle_id])
+
+    # ---- outputs and the review queue --------------------------------------------------------
+
+    def add_outputs(self, cycle_id: int, predictions: list[Prediction],
+                    examples: list[Example]) -> list[int]:
+        """Store predictions (in the order of ``examples``); returns the new output ids."""
+        ids = []
+        with self.write() as db:
+            table = db["outputs"]
+            created = now()
+            for prediction, example in zip(predictions, examples, strict=True):
+                table.insert({
+                    "cycle_id": cycle_id, "example_id": example.id, "input": example.input,
+                    "output": prediction.output, "reference": example.target,
+                    "confidence": prediction.confidence,
+                    "scores": json.dumps(prediction.scores) if prediction.scores else None,
+                    "created_at": created,
+                })
+                ids.append(int(table.last_pk))
+        return ids
+
+    def outputs(self, cycle_id: int) -> list[dict[str, Any]]:
+        return self.query("SELECT * FROM outputs WHERE cycle_id = ? ORDER BY id", [cycle_id])
+
+    def output(self, output_id: int) -> dict[str, Any] | None:
+        return self.one("SELECT * FROM outputs WHERE id = ?", [output_id])
+
+    def enqueue(self, cycle_id: int, output_ids: list[int], sampler: str,
+                ratings_needed: int) -> None:
+        created = now()
+        rows = [{"output_id": output_id, "cycle_id": cycle_id, "priority": priority,
+                 "sampler": sampler, "ratings_needed": ratings_needed, "status": "open",
+                 "created_at": created} for priority, output_id in enumerate(output_ids)]
+        with self.write() as db:
+            db["review_queue"].insert_all(rows)
+
+    def next_queue_item(self, reviewer_id: int, skip_output_ids: Iterable[int] = ()
+                        ) -> dict[str, Any] | None:
+        """The open item this reviewer should see next: newest cycle first, then by priority,
+        leaving out items the reviewer has already rated and any the caller skipped."""
+        skipped = list(skip_output_ids)
+        placeholders = ",".join("?" * len(skipped)) or "NULL"
+        return self.one(
+            f"""
+            SELECT q.id AS queue_id, q.cycle_id, q.priority, q.ratings_needed, o.*
+            FROM review_queue q JOIN outputs o ON o.id = q.output_id
+            WHERE q.status = 'open'
+              AND q.output_id NOT IN ({placeholders})
+              AND NOT EXISTS (SELECT 1 FROM ratings r WHERE r.output_id = q.output_id
+                              AND r.reviewer_id = ?)
+            ORDER BY q.cycle_id DESC, q.priority
+            LIMIT 1
+            """, [*skipped, reviewer_id])
+
+    def queue_progress(self, reviewer_id: int | None = None) -> dict[str, int]:
+        row = self.one("SELECT COUNT(*) AS total, SUM(status = 'done') AS done, "
+                       "SUM(status = 'open') AS open FROM review_queue "
+                       "WHERE cycle_id = (SELECT MAX(cycle_id) FROM review_queue)") or {}
+        progress = {"total": row.get("total") or 0, "done": row.get("done") or 0,
+                    "open": row.get("open") or 0}
+        if reviewer_id is not None:
+            mine = self.one("SELECT COUNT(DISTINCT output_id) AS n FROM ratings "
+                            "WHERE reviewer_id = ?", [reviewer_id])
+            progress["rated_by_you"] = mine["n"] if mine else 0
+        return progress
+
+    # ---- reviewers ---------------------------------------------------------------------------
+
+    def add_reviewer(self, name: str, password_hash: str, role: str) -> int:
+        with self.write() as db:
+            table = db["reviewers"]
+            table.insert({"name": name, "password_hash": password_hash, "role": role,
+                          "created_at": now()})
+            return int(table.last_pk)
+
+    def reviewer(self, name: str) -> dict[str, Any] | None:
+        return self.one("SELECT * FROM reviewers WHERE name = ?", [name])
+
+    def reviewer_by_id(self, reviewer_id: int) -> dict[str, Any] | None:
+        return self.one("SELECT * FROM reviewers WHERE id = ?", [reviewer_id])
+
+    def reviewers(self) -> list[dict[str, Any]]:
+        return self.query(
+            "SELECT v.id, v.name, v.role, v.disabled, v.locked_until, v.created_at, "
+            "(SELECT COUNT(*) FROM ratings r WHERE r.reviewer_id = v.id) AS ratings "
+            "FROM reviewers v ORDER BY v.name")
+
+    def update_reviewer(self, reviewer_id: int, **fields: Any) -> None:
+        with self.write() as db:
+            db["reviewers"].update(reviewer_id, fields)
+
+    def record_login_failure(self, reviewer_id: int, max_failures: int,
+                             lockout: timedelta) -> int:
+        """Count a failed login atomically; lock the account once failures reach the limit."""
+        with self.write() as db:
+            row = db.execute("SELECT failed_logins FROM reviewers WHERE id = ?",
+                             [reviewer_id]).fetchone()
+            failures = (row[0] if row else 0) + 1
+            locked_until = None
+            if failures >= max_failures:
+                locked_until = (datetime.now(timezone.utc) + lockout).isoformat()
+                failures = 0
+            db.execute("UPDATE reviewers SET failed_logins = ?, locked_until = "
+                       "COALESCE(?, locked_until) WHERE id = ?",
+                       [failures, locked_until, reviewer_id])
+            return failures
+
+    # ---- ratings -----------------------------------------------------------------------------
+
+    def add_rating(self, *, reviewer_id: int, output_id: int, verdict: str,
+                   score: int | None = None, corrected: str | None = None,
+                   comment: str | None = None) -> int:
+        """Append a rating. If this reviewer already rated the output, the new rating supersedes
+        their current one. Closes the queue item once it has enough ratings."""
+        with self.write() as db:
+            if not db.execute("SELECT 1 FROM outputs WHERE id = ?", [output_id]).fetchone():
+                raise LookupError(f"no output {output_id}")
+            current = db.execute(
+                CURRENT_RATINGS + " AND r.output_id = ? AND r.reviewer_id = ?",
+                [output_id, reviewer_id]).fetchone()
+            table = db["ratings"]
+            table.insert({
+                "output_id": output_id, "reviewer_id": reviewer_id, "verdict": verdict,
+                "score": score, "corrected": corrected, "comment": comment,
+                "supersedes_id": current[0] if current else None, "created_at": now(),
+            })
+            rating_id = int(table.last_pk)
+            db.execute(
+                f"""UPDATE review_queue SET status = 'done'
+                    WHERE output_id = ? AND ratings_needed <= (
+                        SELECT COUNT(DISTINCT c.reviewer_id) FROM ({CURRENT_RATINGS}) c
+                        WHERE c.output_id = ? AND c.verdict != 'skip')""",
+                [output_id, output_id])
+            return rating_id
+
+    def current_ratings(self, *, unused_only: bool, cycle_ids: list[int] | None = None
+                        ) -> list[Rating]:
+        """Current (not superseded) ratings joined with their outputs; optionally only those no
+        cycle has trained on yet."""
+        sql = f"""
+            SELECT c.id, c.output_id, o.cycle_id, v.name AS reviewer, c.verdict, o.input,
+                   o.output, o.reference, c.score, c.corrected, c.comment, o.example_id
+            FROM ({CURRENT_RATINGS}) c
+            JOIN outputs o ON o.id = c.output_id
+            JOIN reviewers v ON v.id = c.reviewer_id
+        """
+        conditions = []
+        params: list[Any] = []
+        if unused_only:
+            # a failed cycle trained nothing, so its uses do not count
+            conditions.append("NOT EXISTS (SELECT 1 FROM feedback_usage u JOIN cycles used "
+                              "ON used.id = u.cycle_id WHERE u.rating_id = c.id "
+                              "AND used.status != 'failed')")
+        if cycle_ids is not None:
+            conditions.append(f"o.cycle_id IN ({','.join('?' * len(cycle_ids)) or 'NULL'})")
+            params.extend(cycle_ids)
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
+        return [Rating(**row) for row in self.query(sql + " ORDER BY c.id", params)]
+
+    def rating_history(self, output_id: int) -> list[dict[str, Any]]:
+        return self.query("SELECT r.*, v.name AS reviewer FROM ratings r JOIN reviewers v ON "
+                          "v.id = r.reviewer_id WHERE r.output_id = ? ORDER BY r.id", [output_id])
+
+    # ---- feedback lineage --------------------------------------------------------------------
+
+    def record_feedback_usage(self, cycle_id: int, uses: list[tuple[int, str, str]]) -> None:
+        """Record which rating trained which cycle, through which policy, as which example."""
+        created = now()
+        rows = [{"rating_id": rating_id, "cycle_id": cycle_id, "policy": policy,
+                 "example_id": example_id, "created_at": created}
+                for rating_id, policy, example_id in uses]
+        if rows:
+            with self.write() as db:
+                db["feedback_usage"].insert_all(rows)
+
+    def feedback_usage(self, cycle_id: int) -> list[dict[str, Any]]:
+        return self.query("SELECT * FROM feedback_usage WHERE cycle_id = ? ORDER BY id",
+                          [cycle_id])
+
+    # ---- models ------------------------------------------------------------------------------
+
+    def add_model(self, cycle_id: int, path: str, metrics: dict[str, Any], stage: str,
+                  reasons: list[str]) -> None:
+        with self.write() as db:
+            db["models"].insert({"cycle_id": cycle_id, "path": path,
+                                 "metrics": json.dumps(metrics), "stage": stage,
+                                 "reasons": json.dumps(reasons), "created_at": now()})
+
+    def models(self, project: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT m.*, c.project FROM models m JOIN cycles c ON c.id = m.cycle_id"
+        params: list[Any] = []
+        if project:
+            sql += " WHERE c.project = ?"
+            params.append(project)
+        return self.query(sql + " ORDER BY m.cycle_id", params)
+
+    def promoted_models(self, project: str) -> list[dict[str, Any]]:
+        return [model for model in self.models(project) if model["stage"] == "promoted"]
