@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from tuneloop.components import COMPONENT_KINDS, Component
 from tuneloop.errors import DuplicateComponentError, PluginError, UnknownComponentError
 from tuneloop.hookspecs import REGISTRATION_HOOKS
-from tuneloop.plugins import call_each_impl
+from tuneloop.plugin_manager import call_each_impl
 
 C = TypeVar("C", bound=Component)
 
