@@ -251,13 +251,12 @@ class Store:
         """The open item this reviewer should see next: newest cycle first, then by priority,
         leaving out items the reviewer has already rated and any the caller skipped."""
         skipped = list(skip_output_ids)
-        placeholders = ",".join("?" * len(skipped)) or "NULL"
+        leave_out = f"AND q.output_id NOT IN ({','.join('?' * len(skipped))})" if skipped else ""
         return self.one(
             f"""
             SELECT q.id AS queue_id, q.cycle_id, q.priority, q.ratings_needed, o.*
             FROM review_queue q JOIN outputs o ON o.id = q.output_id
-            WHERE q.status = 'open'
-              AND q.output_id NOT IN ({placeholders})
+            WHERE q.status = 'open' {leave_out}
               AND NOT EXISTS (SELECT 1 FROM ratings r WHERE r.output_id = q.output_id
                               AND r.reviewer_id = ?)
             ORDER BY q.cycle_id DESC, q.priority

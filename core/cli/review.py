@@ -1,0 +1,184 @@
+"""``tuneloop review`` (start the review app) and ``tuneloop reviewers`` (expert accounts).
+
+Streamlit, argon2 and the store are imported inside the commands: this module is imported by
+every ``tuneloop`` call, and ``tuneloop --help`` must stay fast.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime, timezone
+from functools import wraps
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from tuneloop.errors import AuthError, TuneloopError
+
+DEFAULT_CONFIG = "tuneloop.yaml"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def database_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--config``/``--db`` on a command, resolved into a ``database: Path`` argument."""
+
+    @click.option("--config", default=DEFAULT_CONFIG, show_default=True,
+                  type=click.Path(dir_okay=False), help="the project config naming the database")
+    @click.option("--db", type=click.Path(dir_okay=False),
+                  help="the project database (instead of reading it from --config)")
+    @wraps(command)
+    def wrapper(*args: Any, config: str, db: str | None, **kwargs: Any) -> Any:
+        return command(*args, database=resolve_database(config, db), **kwargs)
+
+    return wrapper
+
+
+def resolve_database(config: str, db: str | None) -> Path:
+    """``--db`` if given, else the ``database`` of the config (relative to the config's folder)."""
+    if db:
+        return Path(db)
+    from tuneloop.config import load_config
+
+    if not Path(config).is_file():
+        raise TuneloopError(f"{config}: file not found (pass --config PATH or --db PATH)")
+    return load_config(config, check_components=False).database_path
+
+
+# ---- review ------------------------------------------------------------------------------
+
+
+@click.command()
+@database_options
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to listen on (0.0.0.0: every interface)")
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--idle-hours", default=8.0, show_default=True,
+              type=click.FloatRange(0, min_open=True),
+              help="log a reviewer out after this long without activity")
+def review(database: Path, host: str, port: int, idle_hours: float) -> None:
+    """Start the review app, where experts log in and rate model outputs."""
+    from tuneloop.store import Store
+
+    if not database.is_file():
+        raise TuneloopError(f"{database}: no database yet; run a cycle first (tuneloop run)")
+    with Store(database) as store:
+        if not store.reviewers():
+            click.secho("No reviewer accounts yet: add one with "
+                        "`tuneloop reviewers add NAME`.", fg="yellow", err=True)
+    if host not in LOOPBACK:
+        click.secho("The app speaks plain HTTP: expose it beyond this machine only behind an "
+                    "HTTPS proxy, or passwords cross the network in clear.", fg="yellow", err=True)
+    app = resources.files("tuneloop.review_app") / "app.py"
+    command = [sys.executable, "-m", "streamlit", "run", str(app),
+               "--server.headless", "true", "--server.address", host,
+               "--server.port", str(port), "--browser.gatherUsageStats", "false",
+               "--", "--db", str(database.resolve()), "--idle-hours", str(idle_hours)]
+    shown_host = f"[{host}]" if ":" in host else host
+    click.echo(f"Review app for {database}: http://{shown_host}:{port}  (Ctrl+C stops it)")
+    try:
+        returncode = subprocess.run(command).returncode
+    except KeyboardInterrupt:
+        return
+    if returncode not in (0, -2, 130):  # -2/130: stopped with Ctrl+C
+        raise TuneloopError(f"the review app (streamlit) exited with code {returncode}")
+
+
+# ---- reviewers ---------------------------------------------------------------------------
+
+
+@click.group()
+def reviewers() -> None:
+    """Manage the experts who may log in to the review app."""
+
+
+@reviewers.command(name="add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["expert", "admin"]), default="expert",
+              show_default=True)
+@click.option("--password-stdin", is_flag=True,
+              help="read the password from the first line of stdin (for scripts)")
+@database_options
+def add_reviewer(database: Path, name: str, role: str, password_stdin: bool) -> None:
+    """Add a reviewer account; the password is asked twice, hidden.
+
+    Creates the database if there is none yet, so accounts can exist before the first cycle.
+    """
+    from tuneloop.auth import check_name, create_reviewer
+    from tuneloop.store import Store
+
+    check_name(name)
+    with Store(database) as store:
+        if store.reviewer(name) is not None:  # say so before asking for a password
+            raise AuthError(f'reviewer "{name}" already exists')
+        if password_stdin:
+            line = click.get_text_stream("stdin").readline()
+            if not line:
+                raise AuthError("--password-stdin: no password on stdin")
+            password = line.rstrip("\r\n")
+        else:
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        create_reviewer(store, name, password, role)
+    click.echo(f"Added {role} {name} to {database}")
+
+
+@reviewers.command(name="list")
+@database_options
+def list_reviewers(database: Path) -> None:
+    """Reviewers with their role, number of ratings, and whether they are locked or disabled."""
+    from tuneloop.auth import is_locked
+    from tuneloop.store import Store
+
+    if not database.is_file():
+        click.echo(f"No reviewers yet: {database} does not exist.")
+        return
+    with Store(database) as store:
+        rows = store.reviewers()
+    now = datetime.now(timezone.utc)
+    table = Table(title=f"Reviewers in {database}")
+    for column, justify in (("name", "left"), ("role", "left"), ("ratings", "right"),
+                            ("locked", "left"), ("disabled", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        locked = f"until {row['locked_until'][11:16]} UTC" if is_locked(row, now) else "no"
+        table.add_row(Text(row["name"]), row["role"], str(row["ratings"]), locked,
+                      "yes" if row["disabled"] else "no")
+    Console().print(table)
+
+
+@reviewers.command(name="disable")
+@click.argument("name")
+@database_options
+def disable_reviewer(database: Path, name: str) -> None:
+    """Stop a reviewer logging in; an open session is logged out at its next click."""
+    _set_account(database, name, disabled=1)
+    click.echo(f"Disabled {name}; their ratings are kept.")
+
+
+@reviewers.command(name="enable")
+@click.argument("name")
+@database_options
+def enable_reviewer(database: Path, name: str) -> None:
+    """Let a disabled or locked-out reviewer log in again."""
+    _set_account(database, name, disabled=0, failed_logins=0, locked_until=None)
+    click.echo(f"Enabled {name}.")
+
+
+def _set_account(database: Path, name: str, **fields: Any) -> None:
+    from tuneloop.store import Store
+
+    if not database.is_file():
+        raise TuneloopError(f"{database}: no database yet")
+    with Store(database) as store:
+        row = store.reviewer(name)
+        if row is None:
+            raise AuthError(f'no reviewer "{name}"')
+        store.update_reviewer(row["id"], **fields)
+
+
+commands = [review, reviewers]

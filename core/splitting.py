@@ -1,0 +1,220 @@
+"""Deterministic, stratified, frozen splits.
+
+The split is the one thing that must never go wrong silently: a test input that reaches training
+makes every reported figure a lie, and nothing downstream can detect it. So the rules are few and
+each has a reason.
+
+1. **The unit is the split key, not the example.** ``Example.split_key`` is the group when there is
+   one, else the normalised input. Every example sharing a key lands on the same side: exact and
+   near duplicates (case, whitespace), relabelled copies of an input (a corrected label must not
+   carry a test input into training), and all chunks of one document (a group).
+2. **Known keys never move.** ``known`` holds the assignments earlier cycles persisted. A key in it
+   keeps its split forever, whatever the seed, the fractions or the rest of the data do, so the
+   test set stays frozen as data grows and feedback arrives, and cycles stay comparable.
+3. **A source may pin its examples** (``split: test`` on a curated test file, ``review`` on an
+   unlabeled pool; feedback examples come pinned to ``train``). A pinned example keeps its split,
+   and a new key's pin is recorded so the key stays there. A pin that disagrees with its key's
+   split is kept only where no evaluation input can reach training through it:
+
+   - ``review`` pins are always kept: the review split is neither trained on nor scored, and
+     feedback on a key recorded as validation or test is refused by the cycle;
+   - a ``train`` pin on a ``review`` key is kept: an expert-labelled review item becoming
+     training data is the feedback loop working, not a leak;
+   - anything else (train against validation or test, validation against test, a validation or
+     test pin on a review key, whose feedback would otherwise go to training) would put one input
+     on both sides of an evaluation split: the example goes to its key's split instead, and
+     ``on_conflict(example, pinned, assigned)`` reports it (by default, a logged warning).
+
+   A new key pinned to several splits takes the most protective one: test, then validation,
+   review, train.
+4. **New keys are stratified by label.** A key's label is its examples' most common target
+   (ties: the smallest); unlabeled keys form their own stratum. Within a stratum the new keys are
+   taken in the order of ``sha256(seed, key)``, a fixed pseudo-random order that does not depend on
+   the order of the input, and each goes to the split whose count of keys for that label (known,
+   pinned and already assigned) is furthest below its fraction of the label's total, ties broken
+   in the order train, validation, test, review. On the first cycle every label is split as
+   exactly as whole keys allow (each split within one key of its share); on later cycles new keys
+   fill whichever split has fallen behind, so the proportions hold as data grows.
+
+The comparison is done in integers (fractions are read as the decimals they were written as), so
+``0.1 * 10`` ties with ``1`` exactly and the documented tie order holds.
+
+Same examples, seed and known assignments give the same result in any input order: examples are
+grouped by key, keys are ordered by their hash, and each split's examples come out in that order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+from collections import Counter, defaultdict
+from fractions import Fraction
+from typing import Any, Callable, Iterable, Mapping
+
+from tuneloop.components import SPLITS, Example
+from tuneloop.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+PIN_PRECEDENCE: tuple[str, ...] = ("test", "validation", "review", "train")
+"""Which split a new key pinned to several splits takes: the one whose leak would cost most."""
+
+Conflict = Callable[[Example, str, str], None]
+
+
+def key_hash(seed: int, key: str) -> str:
+    """The seeded hash that orders keys: sha256 of the seed and the key."""
+    payload = f"{seed}\x00{key}".encode("utf-8", "surrogatepass")
+    return hashlib.sha256(payload).hexdigest()
+
+
+def _pin_is_safe(pinned: str, assigned: str) -> bool:
+    """Whether an example may stay in its pinned split while its key is assigned elsewhere
+    (see rule 3 above): only where no validation or test input can reach training through it."""
+    return pinned == "review" or (pinned == "train" and assigned == "review")
+
+
+def _log_conflict(example: Example, pinned: str, assigned: str) -> None:
+    logger.warning('%s: an example pinned to %s was put in %s, where its split key %r is '
+                   '(one input never sits on both sides of an evaluation split)',
+                   example.source or "data", pinned, assigned, example.split_key)
+
+
+def _integer_weights(fractions: Mapping[str, float]) -> dict[str, int]:
+    """Fractions as integers with the same ratios (0.8/0.1/0.1 -> 8/1/1), so that comparisons of
+    deficits are exact."""
+    exact: dict[str, Fraction] = {}
+    for split, value in fractions.items():
+        if split not in SPLITS:
+            raise ValueError(f'unknown split "{split}" in fractions; '
+                             f'splits are {", ".join(SPLITS)}')
+        number = float(value)
+        if not math.isfinite(number) or number < 0:
+            raise ValueError(f"split fraction for {split} must be a number >= 0, got {value!r}")
+        exact[split] = Fraction(str(number))
+    if not any(exact.values()):
+        raise ValueError("at least one split fraction must be above 0")
+    denominator = math.lcm(*(value.denominator for value in exact.values()))
+    return {split: int(exact.get(split, 0) * denominator) for split in SPLITS}
+
+
+def _stratum(examples: list[Example]) -> str | None:
+    """A key's label: its examples' most common target (ties: the smallest); None if unlabeled."""
+    if len(examples) == 1:
+        return examples[0].target
+    counts = Counter(example.target for example in examples if example.target is not None)
+    if not counts:
+        return None
+    top = max(counts.values())
+    return min(target for target, count in counts.items() if count == top)
+
+
+def _order(example: Example) -> tuple[Any, ...]:
+    """A total order on examples that share a key, so output order never depends on input order."""
+    return (example.id, example.source, example.weight, example.group or "", example.target or "",
+            example.input, json.dumps(example.provenance, sort_keys=True, default=str))
+
+
+def assign_splits(examples: Iterable[Example], fractions: Mapping[str, float], seed: int,
+                  known: Mapping[str, str], *, on_conflict: Conflict | None = None,
+                  ) -> tuple[dict[str, list[Example]], dict[str, str]]:
+    """Split ``examples``; return them by split and the new assignments to persist.
+
+    :param examples: the cleaned examples; an example's ``split`` (set by its source) pins it.
+    :param fractions: target share per split name (``train``, ``validation``, ``test``,
+        ``review``); missing splits get 0. Only the ratios matter.
+    :param seed: the project's split seed; it orders new keys, so it decides which keys go where.
+    :param known: ``split_key -> split`` persisted by earlier cycles; these keys never move.
+    :param on_conflict: called as ``(example, pinned, assigned)`` when a pin is overridden so that
+        no input sits on both sides of an evaluation split; by default a warning is logged.
+    :returns: ``(splits, new)``: every split name mapped to its examples (copies, with ``split``
+        set; the inputs are not changed), and ``split_key -> split`` for every key not in
+        ``known``, pinned ones included.
+    :raises DataError: an example pinned to a split that does not exist.
+    """
+    weights = _integer_weights(fractions)
+    total_weight = sum(weights.values())
+    for key, split in known.items():
+        if split not in SPLITS:
+            raise ValueError(f'known assignment of {key!r} is "{split}", not one of '
+                             f'{", ".join(SPLITS)}')
+    report = on_conflict or _log_conflict
+
+    # 1. Group by split key.
+    by_key: dict[str, list[Example]] = defaultdict(list)
+    for example in examples:
+        if example.split is not None and example.split not in SPLITS:
+            raise DataError(example.source or "data", f'split "{example.split}" is not one of '
+                                                      f'{", ".join(SPLITS)}')
+        by_key[example.split_key].append(example)
+
+    # 2. Each key's split: known, else pinned, else pending stratified assignment.
+    home: dict[str, str] = {}
+    new: dict[str, str] = {}
+    pending: dict[str | None, list[str]] = defaultdict(list)
+    counts: dict[str | None, Counter[str]] = defaultdict(Counter)
+    totals: Counter[str | None] = Counter()
+    hashes = {key: key_hash(seed, key) for key in by_key}
+    for key, group in by_key.items():
+        stratum = _stratum(group)
+        totals[stratum] += 1
+        pins = {example.split for example in group if example.split is not None}
+        if key in known:
+            home[key] = known[key]
+        elif pins:
+            home[key] = new[key] = next(split for split in PIN_PRECEDENCE if split in pins)
+        else:
+            pending[stratum].append(key)
+            continue
+        counts[stratum][home[key]] += 1
+
+    # 3. New keys, per label, in seeded-hash order, to the split furthest below its share.
+    # deficit(split) * total_weight = weight(split) * total - count(split) * total_weight
+    open_splits = [split for split in SPLITS if weights[split] > 0]
+    for stratum, keys in pending.items():
+        total, count = totals[stratum], counts[stratum]
+        for key in sorted(keys, key=lambda k: (hashes[k], k)):
+            split = max(open_splits, key=lambda s: (
+                weights[s] * total - count[s] * total_weight, -SPLITS.index(s)))
+            home[key] = new[key] = split
+            count[split] += 1
+
+    # 4. Place every example with its key; a disagreeing pin is kept only where it is safe.
+    splits: dict[str, list[Example]] = {split: [] for split in SPLITS}
+    for key in sorted(by_key, key=lambda k: (hashes[k], k)):
+        target = home[key]
+        group = by_key[key]
+        for example in (sorted(group, key=_order) if len(group) > 1 else group):
+            placed = target
+            pinned = example.split
+            if pinned is not None and pinned != target:
+                if _pin_is_safe(pinned, target):
+                    placed = pinned
+                else:
+                    report(example, pinned, target)
+            splits[placed].append(dataclasses.replace(example, split=placed))
+    return splits, new
+
+
+def split_summary(splits: Mapping[str, list[Example]], max_labels: int = 50) -> dict[str, Any]:
+    """Counts per split and label, for the cycle report (JSON-serialisable).
+
+    Each split maps to ``examples``, ``labeled``, ``unlabeled``, ``distinct_labels`` and
+    ``labels`` (label to count, sorted). ``labels`` is left out where a split has more than
+    ``max_labels`` distinct targets: causal-LM completions are nearly all distinct, and a count
+    per completion is noise in a report.
+    """
+    summary: dict[str, Any] = {}
+    for split, examples in splits.items():
+        labels = Counter(example.target for example in examples if example.target is not None)
+        labeled = sum(labels.values())
+        entry: dict[str, Any] = {"examples": len(examples), "labeled": labeled,
+                                 "unlabeled": len(examples) - labeled,
+                                 "distinct_labels": len(labels)}
+        if len(labels) <= max_labels:
+            entry["labels"] = dict(sorted(labels.items()))
+        summary[split] = entry
+    return summary

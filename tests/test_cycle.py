@@ -1,0 +1,129 @@
+"""End to end: cycle 1 → an expert rates outputs → cycle 2 trains on the ratings, with lineage."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from projects import causal_project, classification_project, vocabulary_texts
+from tuneloop.auth import create_reviewer
+from tuneloop.config import load_config
+from tuneloop.cycle import run_cycle
+from tuneloop.store import Store
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory):
+    from tuneloop.testing import tiny_bert
+
+    return tiny_bert(tmp_path_factory.mktemp("bert"), vocabulary_texts())
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(tmp_path_factory):
+    from tuneloop.testing import tiny_gpt2
+
+    return tiny_gpt2(tmp_path_factory.mktemp("gpt2"), vocabulary_texts())
+
+
+def rate_queue(store: Store, reviewer_id: int, correct: int, approve: int,
+               corrected_value) -> dict[int, str | None]:
+    """A scripted expert: corrects the first `correct` items, approves the next `approve`."""
+    given: dict[int, str | None] = {}
+    for _ in range(correct + approve):
+        item = store.next_queue_item(reviewer_id)
+        assert item is not None, "the queue ran dry"
+        if len(given) < correct:
+            value = corrected_value(item)
+            rating = store.add_rating(reviewer_id=reviewer_id, output_id=item["id"],
+                                      verdict="reject", corrected=value)
+            given[rating] = value
+        else:
+            rating = store.add_rating(reviewer_id=reviewer_id, output_id=item["id"],
+                                      verdict="approve")
+            given[rating] = None
+    return given
+
+
+def feedback_examples(store: Store, cycle_id: int) -> list[dict]:
+    rows = store.examples(cycle_id, "train")
+    return [row for row in rows if json.loads(row["provenance"])["kind"] == "feedback"]
+
+
+def test_classification_cycle_two_learns_from_expert_corrections(tmp_path, tiny_bert_dir):
+    config = load_config(classification_project(tmp_path, tiny_bert_dir))
+    first = run_cycle(config, quiet=True)
+    assert first.status == "done" and first.promoted and first.queued == 10
+    assert set(first.metrics) == {"validation", "test"}
+    assert {"accuracy", "precision", "recall", "f1"} <= set(first.metrics["validation"])
+
+    with Store(config.database_path) as store:
+        assert store.cycle(first.cycle_id)["status"] == "done"
+        reviewer_id = create_reviewer(store, "ann", "correct horse battery")
+        # The expert relabels three outputs as "account" and approves two.
+        given = rate_queue(store, reviewer_id, correct=3, approve=2,
+                           corrected_value=lambda item: "account")
+
+    second = run_cycle(config, quiet=True)
+    assert second.ratings_used == 5
+    with Store(config.database_path) as store:
+        cycle = store.cycle(second.cycle_id)
+        assert cycle["parent_id"] == first.cycle_id
+        assert cycle["start_model"] == first.model_path  # continued from the promoted model
+        usage = store.feedback_usage(second.cycle_id)
+        assert {row["rating_id"] for row in usage} == set(given)
+        trained = feedback_examples(store, second.cycle_id)
+        corrected = [row for row in trained
+                     if json.loads(row["provenance"])["policy"] == "corrections"]
+        assert len(corrected) == 3
+        assert all(row["target"] == "account" and row["weight"] == 2.0 for row in corrected)
+        assert {json.loads(row["provenance"])["rating_id"] for row in trained} == set(given)
+        # Human metrics of cycle 1 were recorded from the ratings.
+        human = store.final_metrics(first.cycle_id)["human"]
+        assert human["approval_rate"] == pytest.approx(2 / 5)
+        # Rated inputs are training data now; they are not queued for review again.
+        rated_inputs = {row["input"] for row in store.query(
+            "SELECT o.input FROM ratings r JOIN outputs o ON o.id = r.output_id")}
+        queued_inputs = {row["input"] for row in store.query(
+            "SELECT o.input FROM review_queue q JOIN outputs o ON o.id = q.output_id "
+            "WHERE q.cycle_id = ?", [second.cycle_id])}
+        assert not rated_inputs & queued_inputs
+
+    third = run_cycle(config, quiet=True)
+    assert third.ratings_used == 0  # ratings are used once when continuing from promoted models
+
+
+def test_test_split_never_receives_feedback_or_changes(tmp_path, tiny_bert_dir):
+    config = load_config(classification_project(tmp_path, tiny_bert_dir))
+    first = run_cycle(config, quiet=True)
+    second = run_cycle(config, quiet=True)
+    with Store(config.database_path) as store:
+        test_one = {row["input"] for row in store.examples(first.cycle_id, "test")}
+        test_two = {row["input"] for row in store.examples(second.cycle_id, "test")}
+        train_two = {row["input"] for row in store.examples(second.cycle_id, "train")}
+    assert test_one == test_two and test_one
+    assert not test_one & train_two
+
+
+def test_causal_lm_cycle_two_learns_from_edited_completions(tmp_path, tiny_gpt2_dir):
+    config = load_config(causal_project(tmp_path, tiny_gpt2_dir))
+    first = run_cycle(config, quiet=True)
+    assert first.status == "done"
+    assert {"exact_match", "perplexity"} <= set(first.metrics["validation"])
+    with Store(config.database_path) as store:
+        outputs = store.outputs(first.cycle_id)
+        assert outputs and all(isinstance(row["output"], str) for row in outputs)
+        reviewer_id = create_reviewer(store, "bea", "correct horse battery")
+        given = rate_queue(store, reviewer_id, correct=2, approve=1,
+                           corrected_value=lambda item: item["reference"])
+    second = run_cycle(config, quiet=True)
+    assert second.ratings_used == 3
+    with Store(config.database_path) as store:
+        usage = store.feedback_usage(second.cycle_id)
+        assert {row["rating_id"] for row in usage} == set(given)
+        edited = {row["input"]: row["target"] for row in feedback_examples(store, second.cycle_id)
+                  if json.loads(row["provenance"])["policy"] == "corrections"}
+        assert len(edited) == 2
+        assert all(target.strip() in {"red", "blue", "green", "black"}
+                   for target in edited.values())

@@ -1,0 +1,404 @@
+"""The built-in trainers, on tiny random models built in the test (no network, seconds on a CPU).
+
+Training runs are shared per module (fixtures with module scope): one classifier and one causal LM
+are trained once and several tests read what came out.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from tuneloop import Example, Regularizer, Trainer, TuneloopError  # noqa: E402
+from tuneloop.errors import ConfigError, DataError  # noqa: E402
+from tuneloop.plugins.metrics import F1, Accuracy, Perplexity  # noqa: E402
+from tuneloop.plugins.trainers import causal_lm, classification, register_trainers  # noqa: E402
+from tuneloop.registries import Registry  # noqa: E402
+from tuneloop.testing import cycle_context, tiny_bert, tiny_gpt2, tiny_tokenizer  # noqa: E402
+
+POSITIVE = ["good", "great", "excellent", "lovely"]
+NEGATIVE = ["bad", "awful", "terrible", "poor"]
+FILLER = ["the", "movie", "was", "really", "quite", "plot", "acting"]
+
+
+def sentiment_examples(count: int, seed: int) -> list[Example]:
+    """Three filler words and one sentiment word, shuffled: trivially separable, never identical."""
+    rng = random.Random(seed)
+    examples = []
+    for number in range(count):
+        label = "pos" if number % 2 == 0 else "neg"
+        words = rng.sample(FILLER, 3) + [rng.choice(POSITIVE if label == "pos" else NEGATIVE)]
+        rng.shuffle(words)
+        examples.append(Example(" ".join(words), label))
+    return examples
+
+
+class RecordingRegularizer(Regularizer):
+    """Records every call the trainer makes to it, and makes one visible edit to the arguments."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.configured_args: dict = {}
+        self.prepared_model = None
+        self.train_begin_args = None
+
+    def configure(self, args):
+        self.calls["configure"] += 1
+        self.configured_args = dict(args)
+        args["max_grad_norm"] = 0.5
+
+    def prepare(self, model):
+        self.calls["prepare"] += 1
+        self.prepared_model = model
+        return model
+
+    def penalty(self, model):
+        import torch
+
+        self.calls["penalty"] += 1
+        return torch.zeros(())
+
+    def callbacks(self):
+        from transformers import TrainerCallback
+
+        recorder = self
+
+        class Recorder(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):
+                recorder.calls["on_train_begin"] += 1
+                recorder.train_begin_args = args
+
+            def on_step_end(self, args, state, control, **kwargs):
+                recorder.calls["on_step_end"] += 1
+
+        return [Recorder()]
+
+
+# --------------------------------------------------------------------------------------------------
+# Registration
+# --------------------------------------------------------------------------------------------------
+
+
+def test_importing_the_plugins_imports_no_ml_library():
+    code = ("import sys, tuneloop.plugins.trainers, tuneloop.plugins.metrics, "
+            "tuneloop.plugins.regularizers; "
+            "print(sorted({'torch', 'transformers', 'evaluate'} & set(sys.modules)))")
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout
+    assert output.strip() == "[]"
+
+
+def test_register_trainers_gives_valid_trainers_for_each_task():
+    registry = Registry("trainers", Trainer)
+    register_trainers(register=lambda component: registry.add(component, "builtin"))
+    assert registry.names() == ["causal_lm_sft", "sequence_classification"]
+    assert registry.get("sequence_classification").tasks == ("classification",)
+    assert registry.get("causal_lm_sft").tasks == ("causal-lm",)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sequence classification
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sentiment(tmp_path_factory):
+    train, validation = sentiment_examples(32, seed=1), sentiment_examples(12, seed=2)
+    base = tiny_bert(tmp_path_factory.mktemp("bert"), [e.input for e in train + validation])
+    return base, train, validation
+
+
+@pytest.fixture(scope="module")
+def trained_classifier(sentiment, tmp_path_factory):
+    base, train, validation = sentiment
+    logs: list[tuple[int, dict]] = []
+    regularizer = RecordingRegularizer()
+    context = cycle_context(tmp_path_factory.mktemp("run"), task="classification",
+                            start_model=base, labels=["neg", "pos"], metrics=[Accuracy(), F1()],
+                            training={"epochs": 12, "learning_rate": 3e-3, "batch_size": 8},
+                            log=lambda step, figures: logs.append((step, figures)))
+    trainer = classification.SequenceClassificationTrainer()
+    result = trainer.train(context, {"train": train, "validation": validation}, [regularizer])
+    evaluations = [entry for entry in result.history if "eval_f1" in entry]
+    return trainer, context, result, evaluations, regularizer, logs
+
+
+def test_classifier_learns_the_toy_task(trained_classifier):
+    _, _, result, evaluations, _, _ = trained_classifier
+    assert len(evaluations) == 12  # eval_every: epoch
+    assert evaluations[0]["eval_accuracy"] <= 0.6  # chance, before it has learned
+    assert result.best_metric >= 0.9
+    assert evaluations[-1]["eval_loss"] < evaluations[0]["eval_loss"] - 0.3
+
+
+def test_best_checkpoint_is_kept_and_the_rest_deleted(trained_classifier):
+    _, context, result, evaluations, _, _ = trained_classifier
+    best = max(evaluations, key=lambda entry: entry["eval_f1"])  # the first of equals
+    assert result.best_metric == pytest.approx(best["eval_f1"])
+    assert result.best_step == best["step"]
+    assert result.global_step == evaluations[-1]["step"]
+    saved = {path.name for path in (context.run_dir / "model").iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= saved
+    assert not (context.run_dir / "checkpoints").exists()
+
+
+def test_predict_reloads_the_best_model(trained_classifier, sentiment):
+    trainer, context, result, evaluations, _, _ = trained_classifier
+    _, _, validation = sentiment
+    predictions = trainer.predict(result.model_dir, validation + [Example("great plot")], context)
+
+    assert [p.example_id for p in predictions[:-1]] == [e.id for e in validation]
+    correct = sum(p.output == e.target for p, e in zip(predictions, validation))
+    best = next(entry for entry in evaluations if entry["step"] == result.best_step)
+    assert correct / len(validation) == pytest.approx(best["eval_accuracy"])
+    for prediction, example in zip(predictions, validation):
+        assert set(prediction.scores) == {"neg", "pos"}
+        assert sum(prediction.scores.values()) == pytest.approx(1.0)
+        assert prediction.confidence == pytest.approx(prediction.scores[prediction.output])
+        assert prediction.confidence == max(prediction.scores.values())
+        assert prediction.extra["loss"] == pytest.approx(-math.log(prediction.scores[example.target]))
+    assert predictions[-1].extra == {}  # no target, no loss
+
+
+def test_regularizer_configure_prepare_penalty_and_callbacks_are_used(trained_classifier):
+    _, _, result, _, regularizer, _ = trained_classifier
+    assert regularizer.calls["configure"] == 1
+    assert regularizer.configured_args["learning_rate"] == 3e-3
+    assert regularizer.train_begin_args.max_grad_norm == 0.5  # configure's edit reached training
+    assert regularizer.calls["prepare"] == 1
+    assert regularizer.prepared_model.config.id2label == {0: "neg", 1: "pos"}
+    assert regularizer.calls["penalty"] == result.global_step  # once per training step
+    assert regularizer.calls["on_train_begin"] == 1
+    assert regularizer.calls["on_step_end"] == result.global_step
+
+
+def test_training_figures_are_streamed_to_the_context(trained_classifier):
+    _, _, result, evaluations, _, logs = trained_classifier
+    assert logs[0][0] == 1 and "loss" in logs[0][1]  # logging_first_step
+    streamed = [(step, figures["eval_f1"]) for step, figures in logs if "eval_f1" in figures]
+    assert streamed == [(entry["step"], entry["eval_f1"]) for entry in evaluations]
+
+
+def test_weights_and_penalties_shape_the_training_loss_only(tmp_path):
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, TrainingArguments
+
+    from tuneloop.plugins.trainers import common
+
+    class ConstantPenalty(Regularizer):
+        name = "constant"
+
+        def penalty(self, model):
+            return torch.tensor(0.25)
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(  # no dropout: every pass gives the same logits
+        vocab_size=20, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, num_labels=2, hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0))
+    trainer = common.WeightedLossTrainer(
+        model=model, args=TrainingArguments(output_dir=str(tmp_path), report_to="none"),
+        position_losses=classification.cross_entropy_per_example,
+        regularizers=[ConstantPenalty()])
+    batch = {"input_ids": torch.tensor([[1, 5, 6, 2], [1, 7, 8, 2]]),
+             "attention_mask": torch.ones(2, 4, dtype=torch.long),
+             "labels": torch.tensor([0, 1]), "example_index": torch.tensor([0, 1])}
+
+    with torch.no_grad():
+        per_example = torch.nn.functional.cross_entropy(
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
+            batch["labels"], reduction="none")
+
+        def loss(weights, training):
+            model.train(training)
+            return trainer.compute_loss(model, dict(batch, weight=torch.tensor(weights))).item()
+
+        assert loss([1.0, 1.0], True) == pytest.approx(per_example.mean().item() + 0.25)
+        assert loss([2.0, 0.0], True) == pytest.approx(per_example[0].item() + 0.25)
+        assert loss([0.0, 1.0], True) == pytest.approx(per_example[1].item() / 2 + 0.25)
+        assert loss([2.0, 0.0], False) == pytest.approx(per_example.mean().item())  # evaluation
+
+
+def test_a_crashed_run_resumes_from_its_last_checkpoint(sentiment, tmp_path):
+    from transformers import TrainerCallback
+
+    base, train, validation = sentiment
+    started_at: list[int] = []
+
+    class CrashAtStep3(Regularizer):
+        name = "crash"
+
+        def callbacks(self):
+            class Crash(TrainerCallback):
+                def on_step_end(self, args, state, control, **kwargs):
+                    if state.global_step == 3:
+                        raise RuntimeError("power cut")
+
+            return [Crash()]
+
+    class RecordStart(Regularizer):
+        name = "record_start"
+
+        def callbacks(self):
+            class Start(TrainerCallback):
+                def on_train_begin(self, args, state, control, **kwargs):
+                    started_at.append(state.global_step)
+
+            return [Start()]
+
+    context = cycle_context(tmp_path, task="classification", start_model=base,
+                            labels=["neg", "pos"], metrics=[Accuracy()],
+                            training={"epochs": 1, "batch_size": 8, "eval_every": 2,
+                                      "select_metric": "accuracy"})
+    trainer = classification.SequenceClassificationTrainer()
+    splits = {"train": train, "validation": validation}
+    with pytest.raises(RuntimeError, match="power cut"):
+        trainer.train(context, splits, [CrashAtStep3()])
+    assert (tmp_path / "checkpoints" / "checkpoint-2").is_dir()
+
+    result = trainer.train(context, splits, [RecordStart()])
+    assert started_at == [2]
+    assert result.global_step == 4
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_start_model_keeps_its_head_only_for_the_same_labels(sentiment, tmp_path):
+    base, _, _ = sentiment
+    context = cycle_context(tmp_path, task="classification", start_model=base,
+                            labels=["neg", "pos"])
+    first, tokenizer = classification.ClassificationRecipe(context).load(base)
+    first.save_pretrained(tmp_path / "trained")
+    tokenizer.save_pretrained(tmp_path / "trained")
+    trained_head = first.classifier.weight.detach().clone()
+
+    reordered = classification.ClassificationRecipe(
+        cycle_context(tmp_path, task="classification", start_model=base, labels=["pos", "neg"]))
+    model, _ = reordered.load(str(tmp_path / "trained"))
+    assert reordered.label_names == ["neg", "pos"]  # the trained head's order
+    assert model.classifier.weight.detach().equal(trained_head)
+
+    relabelled = classification.ClassificationRecipe(
+        cycle_context(tmp_path, task="classification", start_model=base, labels=["neg", "odd"]))
+    model, _ = relabelled.load(str(tmp_path / "trained"))
+    assert model.config.id2label == {0: "neg", 1: "odd"}
+    assert not model.classifier.weight.detach().equal(trained_head)  # fresh rows, new meaning
+
+
+def test_a_label_outside_the_label_set_is_a_data_error(sentiment, tmp_path):
+    base, train, validation = sentiment
+    context = cycle_context(tmp_path, task="classification", start_model=base,
+                            labels=["neg", "pos"])
+    with pytest.raises(DataError, match='label "meh"'):
+        classification.SequenceClassificationTrainer().train(
+            context, {"train": train + [Example("the plot", "meh")], "validation": validation}, [])
+
+
+def test_selecting_on_a_figure_no_metric_gives_is_an_error(sentiment, tmp_path):
+    base, train, validation = sentiment
+    context = cycle_context(tmp_path, task="classification", start_model=base,
+                            labels=["neg", "pos"], metrics=[Accuracy()],
+                            training={"epochs": 1, "batch_size": 16, "select_metric": "f1"})
+    with pytest.raises(TuneloopError, match='"f1" is not a validation figure.*accuracy'):
+        classification.SequenceClassificationTrainer().train(
+            context, {"train": train, "validation": validation}, [])
+
+
+# --------------------------------------------------------------------------------------------------
+# Causal LM
+# --------------------------------------------------------------------------------------------------
+
+
+def test_only_completion_tokens_are_labelled():
+    tokenizer = tiny_tokenizer(["say cat red", "say the owl"], style="gpt2")
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    ids = {word: tokenizer.convert_tokens_to_ids(word) for word in ["say", "cat", "red", "the", "owl"]}
+    short = causal_lm.encode_prompt_completion(tokenizer, "say cat", "red", max_length=16)
+    long = causal_lm.encode_prompt_completion(tokenizer, "say the owl", "cat red", max_length=16)
+    batch = causal_lm.CompletionCollator(pad)([short, long])
+
+    assert batch["input_ids"].tolist() == [
+        [ids["say"], ids["cat"], ids["red"], eos, pad, pad],
+        [ids["say"], ids["the"], ids["owl"], ids["cat"], ids["red"], eos]]
+    assert batch["labels"].tolist() == [
+        [-100, -100, ids["red"], eos, -100, -100],
+        [-100, -100, -100, ids["cat"], ids["red"], eos]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]]
+
+
+def test_truncation_cuts_the_prompt_before_the_completion():
+    tokenizer = tiny_tokenizer(["a b c d e f g h"], style="gpt2")
+    eos = tokenizer.eos_token_id
+    tokens = {word: tokenizer.convert_tokens_to_ids(word) for word in "abcdefgh"}
+
+    encoded = causal_lm.encode_prompt_completion(tokenizer, "a b c d e", "f g", max_length=5)
+    assert encoded["input_ids"] == [tokens["d"], tokens["e"], tokens["f"], tokens["g"], eos]
+    assert encoded["labels"] == [-100, -100, tokens["f"], tokens["g"], eos]
+
+    encoded = causal_lm.encode_prompt_completion(tokenizer, "a b", "c d e f g h", max_length=4)
+    assert encoded["input_ids"] == [tokens["b"], tokens["c"], tokens["d"], tokens["e"]]
+    assert encoded["labels"] == [-100, tokens["c"], tokens["d"], tokens["e"]]
+
+
+ANIMALS = ["cat", "dog", "cow", "owl", "fox", "bee"]
+COLOURS = ["red", "blue", "green"]
+
+
+@pytest.fixture(scope="module")
+def trained_lm(tmp_path_factory):
+    train = [Example(f"say {a} {c}", f"{a} {c}") for a in ANIMALS for c in COLOURS]
+    validation = [Example(f"say {a} {c}", f"{a} {c}")
+                  for a, c in [("cat", "red"), ("owl", "blue"), ("bee", "green")]]
+    base = tiny_gpt2(tmp_path_factory.mktemp("gpt2"), [e.input for e in train])
+    context = cycle_context(tmp_path_factory.mktemp("run"), task="causal-lm", start_model=base,
+                            training={"epochs": 8, "learning_rate": 3e-3, "batch_size": 6,
+                                      "eval_every": 6, "max_new_tokens": 4})
+    trainer = causal_lm.CausalLMTrainer()
+    result = trainer.train(context, {"train": train, "validation": validation}, [])
+    return trainer, context, result, validation
+
+
+def test_causal_lm_validation_loss_decreases(trained_lm):
+    _, _, result, _ = trained_lm
+    losses = [(entry["step"], entry["eval_loss"]) for entry in result.history
+              if "eval_loss" in entry]
+    assert [step for step, _ in losses] == [6, 12, 18, 24]  # eval_every: 6 steps
+    assert losses[-1][1] < losses[0][1]
+    assert result.best_metric == min(loss for _, loss in losses)
+
+
+def test_causal_lm_generates_text_and_scores_the_reference(trained_lm):
+    trainer, context, result, validation = trained_lm
+    unlabelled = Example("say dog red")
+    predictions = trainer.predict(result.model_dir, validation + [unlabelled], context)
+
+    assert [p.example_id for p in predictions] == [e.id for e in validation + [unlabelled]]
+    for prediction in predictions:
+        assert isinstance(prediction.output, str) and prediction.output == prediction.output.strip()
+        assert 0 < prediction.confidence <= 1
+    for prediction, example in zip(predictions, validation):
+        completion_tokens = len(example.target.split()) + 1  # and eos
+        assert prediction.extra["tokens"] == completion_tokens
+        assert prediction.extra["nll"] > 0
+    assert predictions[-1].extra == {}
+
+    # the perplexity of what predict measured is exp(validation loss) of the same model
+    perplexity = Perplexity().compute(predictions[:-1], validation)["perplexity"]
+    assert perplexity == pytest.approx(math.exp(result.best_metric), rel=1e-4)
+
+
+def test_causal_lm_refuses_to_select_on_anything_but_loss(tmp_path):
+    context = cycle_context(tmp_path, task="causal-lm", start_model=str(tmp_path / "unused"),
+                            training={"select_metric": "exact_match"})
+    with pytest.raises(ConfigError, match="selects checkpoints by validation loss"):
+        causal_lm.CausalLMTrainer().train(context, {"train": [Example("a", "b")]}, [])
