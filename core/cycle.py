@@ -24,7 +24,7 @@ from tuneloop.components import Example, Prediction, ReviewCandidate
 from tuneloop.config import ProjectConfig, instantiate
 from tuneloop.context import CycleContext, Progress
 from tuneloop.errors import DataError, TuneloopError
-from tuneloop.plugin_manager import call_hook, plugin_infos
+from tuneloop.plugin_manager import blame, call_hook, plugin_infos
 from tuneloop.store import Store
 
 
@@ -66,7 +66,8 @@ def prepare_data(config: ProjectConfig, found: Any, store: Store | None) -> Prep
     examples: list[Example] = []
     for ref in config.data.sources:
         source = instantiate(found, "data_sources", ref, config)
-        loaded = list(source.load())
+        with guard(found, "data_sources", ref.name, "load"):
+            loaded = list(source.load())
         report["sources"][ref.options.get("path", ref.name)] = len(loaded)
         examples.extend(loaded)
 
@@ -78,7 +79,8 @@ def prepare_data(config: ProjectConfig, found: Any, store: Store | None) -> Prep
         def count(example: Example, reason: str, removed: dict[str, int] = removed) -> None:
             removed[reason] = removed.get(reason, 0) + 1
 
-        examples = list(cleaner.clean(examples, count))
+        with guard(found, "cleaners", ref.name, "clean"):
+            examples = list(cleaner.clean(examples, count))
         report["removed"][ref.name] = removed
     if not examples:
         raise DataError("data", "no examples left after cleaning; check data.sources and cleaners")
@@ -101,7 +103,8 @@ def prepare_data(config: ProjectConfig, found: Any, store: Store | None) -> Prep
     rng = random.Random(config.data.split.seed)
     for ref in config.data.augmenters:
         augmenter = instantiate(found, "augmenters", ref, config)
-        added = list(augmenter.augment(list(splits["train"]), rng))
+        with guard(found, "augmenters", ref.name, "augment"):
+            added = list(augmenter.augment(list(splits["train"]), rng))
         for example in added:
             example.split = "train"
             example.provenance.setdefault("augmenter", ref.name)
@@ -149,7 +152,9 @@ def add_feedback(config: ProjectConfig, found: Any, store: Store,
     refused = 0
     for ref in config.feedback.policies:
         policy = instantiate(found, "feedback_policies", ref, config)
-        for rating_id, example in policy.examples(ratings, config.task):
+        with guard(found, "feedback_policies", ref.name, "examples"):
+            offered = list(policy.examples(ratings, config.task))
+        for rating_id, example in offered:
             if example.split_key in held_out:
                 refused += 1  # a validation/test input must never be trained on
                 continue
@@ -208,9 +213,11 @@ def run_cycle(config: ProjectConfig, *, quiet: bool = False,
             return _run_stages(context, found, prepared, parent, trainer, regularizers, metrics,
                                sampler, timings, echo)
         except BaseException as error:
-            store.update_cycle(cycle_id, status="failed", error=one_line(error),
-                               finished_at=_now(), timings=timings)
-            call_hook("cycle_failed", cycle=context, error=error)
+            record_failure(store, cycle_id, error, timings)
+            try:
+                call_hook("cycle_failed", cycle=context, error=error)
+            except Exception as hook_error:  # never let a watcher hide the real error
+                echo(f"cycle_failed hook raised too: {one_line(hook_error)}")
             raise
     finally:
         store.close()
@@ -233,7 +240,8 @@ def _run_stages(context: CycleContext, found: Any, prepared: PreparedData,
     # -- train -----------------------------------------------------------------------------------
     started = time.perf_counter()
     echo(f"Training cycle {cycle_id} from {context.start_model}")
-    result = trainer.train(context, prepared.splits, regularizers)
+    with guard(found, "trainers", config.trainer_ref.name, "train"):
+        result = trainer.train(context, prepared.splits, regularizers)
     timings["train"] = time.perf_counter() - started
     store.update_cycle(cycle_id, status="trained", model_path=result.model_dir, timings=timings)
     call_hook("training_finished", cycle=context, result=result)
@@ -245,8 +253,9 @@ def _run_stages(context: CycleContext, found: Any, prepared: PreparedData,
         examples = prepared.splits.get(split) or []
         if not examples:
             continue
-        predictions = trainer.predict(result.model_dir, examples, context)
-        figures[split] = compute_metrics(metrics, predictions, examples)
+        with guard(found, "trainers", config.trainer_ref.name, "predict"):
+            predictions = trainer.predict(result.model_dir, examples, context)
+        figures[split] = compute_metrics(found, metrics, predictions, examples)
         store.add_metrics(cycle_id, split, figures[split])
     if parent is not None:
         human = human_metrics(store, parent["id"])
@@ -262,14 +271,16 @@ def _run_stages(context: CycleContext, found: Any, prepared: PreparedData,
     predictions: list[Prediction] = []
     queued = 0
     if review_examples:
-        predictions = trainer.predict(result.model_dir, review_examples, context)
+        with guard(found, "trainers", config.trainer_ref.name, "predict"):
+            predictions = trainer.predict(result.model_dir, review_examples, context)
         output_ids = store.add_outputs(cycle_id, predictions, review_examples)
         candidates = [ReviewCandidate(output_id=output_id, example_id=example.id,
                                       input=example.input, output=prediction.output,
                                       confidence=prediction.confidence, scores=prediction.scores)
                       for output_id, example, prediction
                       in zip(output_ids, review_examples, predictions)]
-        chosen = sampler.select(candidates, config.review.size, random.Random(context.seed))
+        with guard(found, "review_samplers", config.review.sampler.name, "select"):
+            chosen = sampler.select(candidates, config.review.size, random.Random(context.seed))
         store.enqueue(cycle_id, [candidate.output_id for candidate in chosen],
                       config.review.sampler.name, config.review.ratings_per_item)
         queued = len(chosen)
@@ -303,25 +314,34 @@ def choose_start_model(config: ProjectConfig, store: Store) -> str:
     return config.model_location()
 
 
-def compute_metrics(metrics: list[Any], predictions: list[Prediction],
+def compute_metrics(found: Any, metrics: list[Any], predictions: list[Prediction],
                     references: list[Example]) -> dict[str, float]:
-    """Run every metric; a metric that returns something other than numbers names itself."""
+    """Run every metric; a metric that returns something other than numbers is named."""
     from tuneloop.errors import PluginError
 
     figures: dict[str, float] = {}
     for metric in metrics:
-        values = metric.compute(predictions, references)
+        plugin = found["metrics"].entry(metric.name).plugin
+        with guard(found, "metrics", metric.name, "compute"):
+            values = metric.compute(predictions, references)
         if not isinstance(values, dict):
-            raise PluginError(metric.name, f"metric returned {type(values).__name__}, not a dict")
+            raise PluginError(plugin, f'metric "{metric.name}" returned '
+                                      f"{type(values).__name__}, not a dict of numbers")
         for name, value in values.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 try:
                     value = float(value)  # numpy scalars
                 except (TypeError, ValueError):
-                    raise PluginError(metric.name, f"metric value {name!r} is "
-                                                   f"{type(value).__name__}, not a number") from None
+                    raise PluginError(plugin, f'metric "{metric.name}" value {name!r} is '
+                                              f"{type(value).__name__}, not a number") from None
             figures[name] = float(value)
     return figures
+
+
+def guard(found: Any, kind: str, name: str, method: str) -> Any:
+    """Blame the plugin that registered a component for an exception from one of its methods."""
+    registry = found[kind]
+    return blame(registry.entry(name).plugin, f'{registry.label} "{name}" {method}')
 
 
 def human_metrics(store: Store, cycle_id: int) -> dict[str, float]:
@@ -381,6 +401,17 @@ def component_record(config: ProjectConfig, found: Any) -> dict[str, Any]:
     add("trainers", config.trainer_ref)
     add("review_samplers", config.review.sampler)
     return record
+
+
+def record_failure(store: Store, cycle_id: int, error: BaseException,
+                   timings: dict[str, float]) -> None:
+    """Mark the cycle failed; a model it had already promoted is withdrawn."""
+    store.update_cycle(cycle_id, status="failed", error=one_line(error), finished_at=_now(),
+                       timings=timings)
+    with store.write() as db:
+        db.execute("UPDATE models SET stage = 'rejected', reasons = json_insert(reasons, '$[#]', "
+                   "'withdrawn: the cycle failed after the gate') WHERE cycle_id = ? "
+                   "AND stage = 'promoted'", [cycle_id])
 
 
 def one_line(error: BaseException) -> str:

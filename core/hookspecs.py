@@ -24,7 +24,8 @@ Register = Callable[[type["Component"]], None]
 
 
 # --------------------------------------------------------------------------------------------------
-# Registration hooks: called once per process, each with a ``register(component_class)`` callable.
+# Registration hooks: called each time the registries are built (once per command or cycle),
+# each with a ``register(component_class)`` callable.
 # --------------------------------------------------------------------------------------------------
 
 

@@ -9,13 +9,14 @@ imports a plugin module.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import os
 import threading
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pluggy
 
@@ -175,6 +176,21 @@ def _raising_plugin(hook_name: str, error: BaseException) -> str | None:
     return culprit
 
 
+@contextlib.contextmanager
+def blame(plugin: str, what: str) -> Iterator[None]:
+    """Turn an unexpected exception inside a component into a ``PluginError`` naming its plugin.
+
+    The cycle calls component methods directly (not through pluggy), so without this a bug in a
+    third-party metric would surface as a bare traceback deep inside the cycle.
+    """
+    try:
+        yield
+    except TuneloopError:
+        raise
+    except Exception as error:
+        raise PluginError(plugin, f"{what}: {type(error).__name__}: {error}") from error
+
+
 def call_hook(hook_name: str, **kwargs: Any) -> list[Any]:
     """Call a hook through pluggy; an exception from a plugin becomes a ``PluginError`` naming it."""
     load_plugins()
@@ -195,7 +211,7 @@ def call_each_impl(hook_name: str, make_kwargs: Callable[[str], dict[str, Any]])
     can name both plugins and a cycle can record the versions of the plugins it used.
     """
     load_plugins()
-    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():  # registration order
         kwargs = make_kwargs(impl.plugin_name)
         try:
             impl.function(**{name: kwargs[name] for name in impl.argnames})

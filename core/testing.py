@@ -36,13 +36,15 @@ GPT2_SPECIAL_TOKENS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": 
                        "eos_token": "<|endoftext|>"}
 
 
-def tiny_tokenizer(texts: Sequence[str], style: TokenizerStyle = "bert") -> "PreTrainedTokenizerFast":
+def tiny_tokenizer(texts: Sequence[str],
+                   style: TokenizerStyle = "bert") -> "PreTrainedTokenizerFast":
     """A word-level tokenizer trained on ``texts``: lowercased, split on whitespace and punctuation.
 
     ``style="bert"`` gives ``[PAD] [UNK] [CLS] [SEP] [MASK]`` and wraps every text as
     ``[CLS] text [SEP]``, like BERT. ``style="gpt2"`` gives ``<|endoftext|>`` as bos and eos, a
-    separate ``<pad>`` and ``<unk>``, and adds nothing to a text, like GPT-2 (so a trainer must append
-    eos itself). Words not in ``texts`` become the unknown token: pass every text a test will use.
+    separate ``<pad>`` and ``<unk>``, and adds nothing to a text, like GPT-2 (so a trainer must
+    append eos itself). Words not in ``texts`` become the unknown token: pass every text a test
+    will use.
     """
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
@@ -55,7 +57,8 @@ def tiny_tokenizer(texts: Sequence[str], style: TokenizerStyle = "bert") -> "Pre
     backend = Tokenizer(models.WordLevel(unk_token=special["unk_token"]))
     backend.normalizer = normalizers.Lowercase()
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    backend.train_from_iterator(list(texts), trainers.WordLevelTrainer(special_tokens=special_tokens))
+    backend.train_from_iterator(list(texts),
+                                trainers.WordLevelTrainer(special_tokens=special_tokens))
     if style == "bert":
         cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
         backend.post_processor = processors.TemplateProcessing(

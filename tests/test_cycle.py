@@ -127,3 +127,55 @@ def test_causal_lm_cycle_two_learns_from_edited_completions(tmp_path, tiny_gpt2_
         assert len(edited) == 2
         assert all(target.strip() in {"red", "blue", "green", "black"}
                    for target in edited.values())
+
+
+def test_expert_corrections_through_the_review_app_train_cycle_two(tmp_path, tiny_bert_dir,
+                                                                   monkeypatch):
+    """The same loop, with the expert working in the Streamlit app (AppTest) instead of the API."""
+    from importlib import resources
+    from pathlib import Path
+
+    from argon2 import PasswordHasher
+    from streamlit.testing.v1 import AppTest
+
+    from tuneloop import auth
+
+    monkeypatch.setattr(auth, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024,
+                                                       parallelism=1))
+    config = load_config(classification_project(tmp_path, tiny_bert_dir))
+    first = run_cycle(config, quiet=True)
+    with Store(config.database_path) as store:
+        create_reviewer(store, "cat", "correct horse battery")
+    monkeypatch.setenv("TUNELOOP_DB", str(config.database_path))
+
+    app = AppTest.from_file(str(Path(str(resources.files("tuneloop.review_app") / "app.py"))),
+                            default_timeout=60).run()
+    app.text_input(key="login-name").input("cat")
+    app.text_input(key="login-password").input("correct horse battery")
+    app.button(key="login").click().run()
+    corrected_outputs = []
+    for _ in range(2):  # correct two items to another label
+        selectbox = next(box for box in app.selectbox if box.key.startswith("label-"))
+        output_id = int(selectbox.key.removeprefix("label-"))
+        chosen = next(label for label in selectbox.options if label != selectbox.value)
+        selectbox.select(chosen)
+        app.button(key=f"reject-{output_id}").click().run()
+        assert not app.exception, app.exception
+        corrected_outputs.append((output_id, chosen))
+    approve = next(button for button in app.button if button.key.startswith("approve-"))
+    approve.click().run()
+
+    second = run_cycle(config, quiet=True)
+    assert second.ratings_used == 3
+    with Store(config.database_path) as store:
+        trained = {(json.loads(row["provenance"])["rating_id"], row["target"])
+                   for row in feedback_examples(store, second.cycle_id)}
+        ratings = {row["id"]: row for row in store.query(
+            "SELECT r.id, r.output_id, r.corrected, v.name FROM ratings r "
+            "JOIN reviewers v ON v.id = r.reviewer_id")}
+        assert {row["name"] for row in ratings.values()} == {"cat"}
+        for output_id, label in corrected_outputs:
+            (rating_id,) = [r for r, row in ratings.items() if row["output_id"] == output_id]
+            assert (rating_id, label) in trained
+        assert {row["rating_id"] for row in store.feedback_usage(second.cycle_id)} == set(ratings)
+    assert first.cycle_id < second.cycle_id

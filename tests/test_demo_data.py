@@ -1,4 +1,4 @@
-"""The demo project shipped in ``tuneloop.demo_data``: a balanced, clean dataset and a valid config."""
+"""The demo project in ``tuneloop.demo_data``: a balanced, clean dataset and a valid config."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""The example plugin, installed with pip, is found through its entry point and loads like any plugin.
+"""The example plugin, installed with pip, is found through its entry point and loads as a plugin.
 
-The package is built and installed with pip into a temporary folder (``--target``), which is then put
-on ``sys.path``: ``importlib.metadata`` finds the ``.dist-info`` there, so the plugin manager sees the
-entry point exactly as it would in a real environment, and nothing is left behind in the test
+The package is built and installed with pip into a temporary folder (``--target``) that is then
+put on ``sys.path``: ``importlib.metadata`` finds the ``.dist-info`` there, so the plugin manager
+sees the entry point as it would in a real environment, and nothing is left behind in the test
 environment. The source is copied first because setuptools builds in the source tree.
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -122,3 +124,18 @@ def test_installed_source_reads_a_folder_through_the_registry(installed, monkeyp
             ("I was charged twice", "billing"), ("Where is my parcel?", "shipping")]
     finally:
         plugin_manager.reset_for_tests()
+
+
+def test_the_example_packages_own_tests_pass(installed, tmp_path):
+    """The root suite does not collect examples/; run the example's tests, against the installed
+    copy, so they cannot rot unnoticed."""
+    tests = shutil.copytree(EXAMPLE / "tests", tmp_path / "tests")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
+         str(tests)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(installed), "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    passed = re.search(r"(\d+) passed", result.stdout)
+    assert passed and int(passed.group(1)) >= 15, result.stdout  # they ran, and all of them

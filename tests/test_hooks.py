@@ -121,11 +121,9 @@ class NewestFirst(tuneloop.ReviewSampler):
 
 
 def recording_trainer_class():
-    from tuneloop import registries
+    from tuneloop.plugins.trainers.classification import SequenceClassificationTrainer
 
-    base = registries.build().trainers.get("sequence_classification")
-
-    class RecordingTrainer(base):  # type: ignore[misc, valid-type]
+    class RecordingTrainer(SequenceClassificationTrainer):
         name = "recording_trainer"
 
         def train(self, context, splits, regularizers):

@@ -264,9 +264,9 @@ class Store:
             """, [*skipped, reviewer_id])
 
     def queue_progress(self, reviewer_id: int | None = None) -> dict[str, int]:
+        # over every cycle's queue, like next_queue_item, so 100% means nothing is left to rate
         row = self.one("SELECT COUNT(*) AS total, SUM(status = 'done') AS done, "
-                       "SUM(status = 'open') AS open FROM review_queue "
-                       "WHERE cycle_id = (SELECT MAX(cycle_id) FROM review_queue)") or {}
+                       "SUM(status = 'open') AS open FROM review_queue") or {}
         progress = {"total": row.get("total") or 0, "done": row.get("done") or 0,
                     "open": row.get("open") or 0}
         if reviewer_id is not None:
@@ -326,6 +326,10 @@ class Store:
         with self.write() as db:
             if not db.execute("SELECT 1 FROM outputs WHERE id = ?", [output_id]).fetchone():
                 raise LookupError(f"no output {output_id}")
+            reviewer = db.execute("SELECT disabled FROM reviewers WHERE id = ?",
+                                  [reviewer_id]).fetchone()
+            if reviewer is None or reviewer[0]:
+                raise PermissionError(f"reviewer {reviewer_id} does not exist or is disabled")
             current = db.execute(
                 CURRENT_RATINGS + " AND r.output_id = ? AND r.reviewer_id = ?",
                 [output_id, reviewer_id]).fetchone()

@@ -47,7 +47,8 @@ def scored_pairs(predictions: list[Prediction], references: list[Example]) -> tu
     for prediction, reference in zip(predictions, references):
         if prediction.example_id != reference.id:
             raise ValueError(f"prediction for example {prediction.example_id} is paired with "
-                             f"example {reference.id}: predictions must follow the references' order")
+                             f"example {reference.id}: predictions must follow the references' "
+                             f"order")
         if reference.target is not None:
             outputs.append(prediction.output)
             targets.append(reference.target)

@@ -66,8 +66,9 @@ class CausalLMTrainer(Trainer):
         with context.progress.task("generating", len(batches)) as advance, torch.inference_mode():
             for batch in batches:
                 batch_examples = [examples[index] for index in batch]
-                completions = generate(model, tokenizer, [example.input for example in batch_examples],
-                                       max_length, context.config.training.max_new_tokens, device)
+                completions = generate(model, tokenizer,
+                                       [example.input for example in batch_examples], max_length,
+                                       context.config.training.max_new_tokens, device)
                 references = reference_likelihoods(model, tokenizer, batch_examples, max_length,
                                                    device)
                 for index, example, (text, confidence), extra in zip(

@@ -41,7 +41,7 @@ class SequenceClassificationTrainer(Trainer):
 
     def predict(self, model_dir: str, examples: list[Example],
                 context: "CycleContext") -> list[Prediction]:
-        """Each example's most probable label, every label's probability, and the loss on its target."""
+        """Each example's most likely label, every label's probability, the loss on its target."""
         import numpy as np
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -128,7 +128,8 @@ class ClassificationRecipe:
         """Validation figures: every configured metric on the labels the logits predict."""
         return self.score_validation
 
-    def score_validation(self, logits: "numpy.ndarray", examples: list[Example]) -> dict[str, float]:
+    def score_validation(self, logits: "numpy.ndarray",
+                         examples: list[Example]) -> dict[str, float]:
         predictions = predictions_from_probabilities(softmax(logits), examples, self.label_names)
         figures: dict[str, float] = {}
         for metric in self.context.metrics:
@@ -147,8 +148,9 @@ class ClassificationRecipe:
                      if metric.name == select_metric), True)
 
 
-def cross_entropy_per_example(logits: "torch.Tensor", labels: "torch.Tensor",
-                              label_smoothing: float = 0.0) -> tuple["torch.Tensor", "torch.Tensor"]:
+def cross_entropy_per_example(
+        logits: "torch.Tensor", labels: "torch.Tensor",
+        label_smoothing: float = 0.0) -> tuple["torch.Tensor", "torch.Tensor"]:
     """One cross-entropy per example, and a mask in which every example counts."""
     import torch.nn.functional as F
 

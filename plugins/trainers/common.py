@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import torch
 import transformers
@@ -35,14 +35,14 @@ class TaskRecipe(Protocol):
         """The model and tokenizer to start from."""
 
     def encode(self, example: Example, tokenizer: Any) -> dict[str, Any]:
-        """One example's features: ``input_ids``, ``attention_mask``, ``labels`` (lists or an int)."""
+        """One example's features: ``input_ids``, ``attention_mask`` and ``labels``."""
 
     def collator(self, tokenizer: Any) -> Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]]:
         """Pads a batch of encoded examples into tensors."""
 
     def position_losses(self, logits: torch.Tensor, labels: torch.Tensor,
                         label_smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each scored position's loss and a mask of the positions that count, shape ``[batch, ...]``."""
+        """Each scored position's loss and a mask of the positions that count, ``[batch, ...]``."""
 
     def validation_scorer(self) -> Callable[[Any, list[Example]], dict[str, float]] | None:
         """Validation figures beyond the loss, from logits rows and their examples (``None``: the
@@ -59,7 +59,7 @@ class TaskRecipe(Protocol):
 
 def train(context: CycleContext, splits: dict[str, list[Example]],
           regularizers: list[Regularizer], recipe: TaskRecipe) -> TrainResult:
-    """Finetune ``context.start_model`` on ``splits["train"]``, selecting on ``splits["validation"]``.
+    """Finetune ``context.start_model`` on the train split, selecting on the validation split.
 
     Saves the best model and its tokenizer to ``context.run_dir / "model"``. Checkpoints go to
     ``context.run_dir / "checkpoints"`` while training (a crashed run resumes from the latest one)
@@ -102,7 +102,8 @@ def train(context: CycleContext, splits: dict[str, list[Example]],
         for regularizer in regularizers:
             prepared = regularizer.prepare(model)
             if prepared is None:
-                raise PluginError(regularizer.name, "prepare(model) returned None; return the model")
+                raise PluginError(regularizer.name,
+                                  "prepare(model) returned None; it must return the model")
             model = prepared
 
         # -- 5. the trainer: shaped loss, figures to context.log, steps to context.progress -----
@@ -249,7 +250,7 @@ class WeightedLossTrainer(transformers.Trainer):
     def __init__(self, *args: Any,
                  position_losses: Callable[[torch.Tensor, torch.Tensor, float],
                                            tuple[torch.Tensor, torch.Tensor]],
-                 regularizers: list[Regularizer] = (), **kwargs: Any):
+                 regularizers: Sequence[Regularizer] = (), **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.position_losses = position_losses
         self.regularizers = list(regularizers)
@@ -320,7 +321,7 @@ def in_example_order(score: Callable[[Any, list[Example]], dict[str, float]],
 
 
 class ContextLogCallback(transformers.TrainerCallback):
-    """Streams every logged figure (training loss, learning rate, validation metrics) to the cycle."""
+    """Streams every logged figure (loss, learning rate, validation figures) to the cycle."""
 
     def __init__(self, context: CycleContext):
         self.context = context
