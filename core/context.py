@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from tuneloop.config import ProjectConfig
     from tuneloop.store import Store
 
-Advance = Callable[[int], None]
+Advance = Callable[..., None]  # advance(n=1, info=None)
 
 
 class Progress:
@@ -28,7 +28,7 @@ class Progress:
     @contextlib.contextmanager
     def task(self, description: str, total: int | None) -> Iterator[Advance]:
         if self.quiet:
-            yield lambda n=1: None
+            yield lambda n=1, info=None: None
             return
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
                                    TextColumn, TimeElapsedColumn, TimeRemainingColumn)
