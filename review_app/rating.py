@@ -57,8 +57,8 @@ def show_progress(store: Store, reviewer_id: int) -> None:
     progress = store.queue_progress(reviewer_id)
     if progress["total"]:
         st.progress(progress["done"] / progress["total"],
-                    text=f"{progress['done']} of {progress['total']} items done in the latest "
-                         f"cycle; you have rated {progress['rated_by_you']}")
+                    text=f"{progress['done']} of {progress['total']} queued items done; "
+                         f"you have rated {progress['rated_by_you']}")
 
 
 def show_item(item: dict[str, Any], previous: dict[str, Any] | None) -> None:

@@ -128,11 +128,11 @@ def status(config: str) -> None:
         return
     with Store(loaded.database_path) as store:
         table = Table(title=f"Project {loaded.project}")
-        for column in ("cycle", "status", "started", "from", "validation", "test", "model",
-                       "ratings used"):
+        metric = loaded.select_metric
+        for column in ("cycle", "status", "started (UTC)", "from", f"val {metric}",
+                       f"test {metric}", "model", "ratings used"):
             table.add_column(column)
         models = {model["cycle_id"]: model for model in store.models(loaded.project)}
-        metric = loaded.select_metric
         for cycle in store.cycles(loaded.project):
             figures = store.final_metrics(cycle["id"])
             used = store.one("SELECT COUNT(DISTINCT rating_id) AS n FROM feedback_usage "
@@ -141,7 +141,7 @@ def status(config: str) -> None:
             table.add_row(
                 str(cycle["id"]), cycle["status"] + (f" ({cycle['error']})" if cycle["error"]
                                                     else ""),
-                cycle["started_at"][:19], "promoted" if cycle["start_model"] != cycle["base_model"]
+                cycle["started_at"][5:16].replace("T", " "), "promoted" if cycle["start_model"] != cycle["base_model"]
                 else "base",
                 _figure(figures, "validation", metric), _figure(figures, "test", metric),
                 model["stage"] if model else "-", str(used["n"] if used else 0))
@@ -153,7 +153,7 @@ def status(config: str) -> None:
 
 def _figure(figures: dict[str, dict[str, float]], split: str, name: str) -> str:
     value = figures.get(split, {}).get(name)
-    return f"{name} {value:.4f}" if value is not None else "-"
+    return f"{value:.4f}" if value is not None else "-"
 
 
 @click.command()

@@ -78,6 +78,7 @@ def review(database: Path, host: str, port: int, idle_hours: float) -> None:
     command = [sys.executable, "-m", "streamlit", "run", str(app),
                "--server.headless", "true", "--server.address", host,
                "--server.port", str(port), "--browser.gatherUsageStats", "false",
+               "--client.toolbarMode", "minimal",
                "--", "--db", str(database.resolve()), "--idle-hours", str(idle_hours)]
     shown_host = f"[{host}]" if ":" in host else host
     click.echo(f"Review app for {database}: http://{shown_host}:{port}  (Ctrl+C stops it)")

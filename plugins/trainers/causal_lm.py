@@ -116,7 +116,10 @@ def load_causal_lm(model_dir: str) -> tuple[Any, Any]:
                             f"every completion with one so the model learns to stop")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    from tuneloop.plugins.trainers.common import quiet_loading
+
+    with quiet_loading():
+        model = AutoModelForCausalLM.from_pretrained(model_dir)
     return model, tokenizer
 
 

@@ -100,11 +100,14 @@ class ClassificationRecipe:
         previous = trained_label_names(AutoConfig.from_pretrained(model_dir))
         if previous is not None and sorted(previous) == sorted(self.label_names):
             self.label_names = previous  # keep the trained head: its rows are these labels
-        model = AutoModelForSequenceClassification.from_pretrained(
-            model_dir, num_labels=len(self.label_names),
-            id2label=dict(enumerate(self.label_names)),
-            label2id={label: index for index, label in enumerate(self.label_names)},
-            ignore_mismatched_sizes=True)  # another label count: a fresh head
+        from tuneloop.plugins.trainers.common import quiet_loading
+
+        with quiet_loading():
+            model = AutoModelForSequenceClassification.from_pretrained(
+                model_dir, num_labels=len(self.label_names),
+                id2label=dict(enumerate(self.label_names)),
+                label2id={label: index for index, label in enumerate(self.label_names)},
+                ignore_mismatched_sizes=True)  # another label count: a fresh head
         if previous is not None and previous != self.label_names:
             reset_classification_head(model)  # same count, other labels: the old rows mean nothing
         return model, AutoTokenizer.from_pretrained(model_dir)

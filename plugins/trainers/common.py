@@ -237,6 +237,19 @@ def weighted_mean(losses: torch.Tensor, mask: torch.Tensor,
     return (losses * scale).sum() / counted.sum().clamp(min=1)
 
 
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence transformers' load report while a start model loads: a fresh classification head
+    is expected when finetuning an encoder, and the cycle already says which model it starts from.
+    Real loading errors still raise."""
+    previous = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(previous)
+
+
 class WeightedLossTrainer(transformers.Trainer):
     """A ``transformers.Trainer`` whose training loss honours example weights and penalties.
 

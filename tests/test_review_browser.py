@@ -1,0 +1,125 @@
+"""The review app in a real browser: Debian's chromium driven by Playwright, against a real
+``tuneloop review`` server on loopback. Logs in, rates items, checks the database, and proves
+that script in a model output stays inert text."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tuneloop import Example, Prediction
+from tuneloop.auth import create_reviewer
+from tuneloop.store import Store
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                       reason="needs Debian's chromium (.ci/bootstrap test installs it)"),
+]
+PASSWORD = "correct horse battery"
+EVIL = '<script>window.__pwned = 1; alert("x")</script><img src=x onerror="window.__pwned = 2">'
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def review_server(tmp_path):
+    database = tmp_path / "review.db"
+    with Store(database) as store:
+        cycle_id = store.create_cycle(project="p", task="classification", seed=1,
+                                      config={"data": {"labels": ["billing", "shipping"]}},
+                                      plugins=[], base_model="m", start_model="m",
+                                      parent_id=None)
+        examples = [Example(input="Where is my parcel?", target="shipping"),
+                    Example(input=EVIL, target="billing"),
+                    Example(input="Why was I charged twice?", target="billing")]
+        predictions = [Prediction(example_id=examples[0].id, output="shipping", confidence=0.9),
+                       Prediction(example_id=examples[1].id, output=EVIL, confidence=0.5),
+                       Prediction(example_id=examples[2].id, output="billing", confidence=0.8)]
+        output_ids = store.add_outputs(cycle_id, predictions, examples)
+        store.enqueue(cycle_id, output_ids, "least_confident", ratings_needed=1)
+        reviewer_id = create_reviewer(store, "ann", PASSWORD)
+    port = free_port()
+    env = {**os.environ, "TUNELOOP_DEBUG": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tuneloop.cli", "review", "--db", str(database), "--port",
+         str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail("the review server did not start: " + (process.stdout.read() or ""))
+    yield {"url": url, "database": database, "outputs": output_ids, "reviewer": reviewer_id}
+    os.killpg(process.pid, 15)
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        context = browser.new_context()
+        dialogs: list[str] = []
+        tab = context.new_page()
+        tab.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        tab.dialogs = dialogs  # type: ignore[attr-defined]
+        yield tab
+        browser.close()
+
+
+def test_log_in_rate_and_script_in_outputs_stays_inert(review_server, page):
+    page.goto(review_server["url"])
+    page.get_by_role("textbox", name="Name").fill("ann")
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_text("Logged in as ann").wait_for(timeout=30_000)
+
+    # Item 1: approve. Item 2: the hostile output, shown as text, then approved.
+    page.get_by_text("Where is my parcel?").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Approve").click()
+    page.get_by_text(EVIL).first.wait_for(timeout=30_000)
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("img[src='x']").count() == 0
+    page.get_by_role("button", name="Approve").click()
+    page.get_by_text("Why was I charged twice?").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Reject").click()
+    page.get_by_text("queue is empty").wait_for(timeout=30_000)
+
+    assert page.dialogs == []  # type: ignore[attr-defined]
+    with Store(review_server["database"]) as store:
+        rows = store.query("SELECT output_id, reviewer_id, verdict FROM ratings ORDER BY id")
+    first, second, third = review_server["outputs"]
+    reviewer = review_server["reviewer"]
+    assert rows == [{"output_id": first, "reviewer_id": reviewer, "verdict": "approve"},
+                    {"output_id": second, "reviewer_id": reviewer, "verdict": "approve"},
+                    {"output_id": third, "reviewer_id": reviewer, "verdict": "reject"}]
+
+
+def test_chromium_is_the_debian_build():
+    assert shutil.which("chromium") == CHROMIUM
