@@ -1,6 +1,7 @@
-"""Numbered schema migrations, applied in order and recorded in ``_migrations``.
+"""Numbered schema migrations, applied in order of their number and recorded in ``_migrations``.
 
-Add a migration by writing ``m00N_what_it_does(db)`` below; never edit one that has shipped.
+Add a migration by appending ``@migration def m00N_what_it_does(db)`` to this file; never edit one
+that has shipped. They run sorted by name (the number), whatever their order in the file.
 ``tests/test_store.py`` applies them all to a blank database.
 """
 
@@ -15,6 +16,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = []
 
 def migration(function: Callable[[sqlite_utils.Database], None]):
     MIGRATIONS.append(function)
+    MIGRATIONS.sort(key=lambda known: known.__name__)
     return function
 
 
