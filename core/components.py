@@ -31,9 +31,9 @@ SPLITS: tuple[str, ...] = ("train", "validation", "test", "review")
 # --------------------------------------------------------------------------------------------------
 
 
-def content_id(input: str, target: str | None) -> str:
+def content_id(input: str, target: str | None, *extra: object) -> str:
     """A stable id for an example: the same input and target give the same id in every cycle."""
-    payload = json.dumps([input, target], ensure_ascii=False)
+    payload = json.dumps([input, target, *extra] if extra else [input, target], ensure_ascii=False)
     return hashlib.sha1(payload.encode("utf-8")).hexdigest()[:16]
 
 
@@ -46,6 +46,10 @@ class Example:
     ``provenance`` says where the example came from: ``{"kind": "original"}``,
     ``{"kind": "augmented", "from": <id>, "augmenter": <name>}`` or
     ``{"kind": "feedback", "rating_id": <id>, "policy": <name>}``.
+
+    Preference feedback uses two more fields: ``rejected`` makes the example a pair (``target`` is
+    the chosen completion, ``rejected`` the other; DPO), and ``desirable`` marks a single
+    completion as good or bad (KTO).
     """
 
     input: str
@@ -56,10 +60,15 @@ class Example:
     split: str | None = None
     provenance: dict[str, Any] = field(default_factory=lambda: {"kind": "original"})
     id: str = ""
+    rejected: str | None = None
+    desirable: bool | None = None
 
     def __post_init__(self) -> None:
         if not self.id:
-            self.id = content_id(self.input, self.target)
+            if self.rejected is None and self.desirable is None:
+                self.id = content_id(self.input, self.target)
+            else:
+                self.id = content_id(self.input, self.target, self.rejected, self.desirable)
 
     @property
     def split_key(self) -> str:
