@@ -11,7 +11,11 @@ Why it is built this way:
 - A ``Session`` holds only who logged in and until when; ``current_reviewer`` re-reads the
   reviewer row on every request, so disabling or locking an account logs it out at once.
   The review app keeps the session server-side (``st.session_state``) and takes the reviewer id
-  for every rating from it, never from anything the browser sends.
+  for every rating from it, never from anything the browser sends. A session ends after
+  ``idle_timeout`` without activity, and in any case ``MAX_SESSION`` after the login.
+- Single sign-on (Streamlit's OpenID Connect login) only proves an email address; ``sso_login``
+  maps a verified email to an existing, enabled account. The identity provider never creates
+  accounts or roles: an admin links the email first (``tuneloop reviewers add --email``).
 
 Time is injectable (``clock``) so tests can step past a lockout without sleeping.
 """
@@ -37,7 +41,10 @@ MIN_PASSWORD_LENGTH = 8
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
 DEFAULT_IDLE_TIMEOUT = timedelta(hours=8)
+MAX_SESSION = timedelta(hours=24)
+NO_PASSWORD = "!no-password: single sign-on only"  # never verifies: not an Argon2 hash
 NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+EMAIL_PATTERN = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{1,63}")
 
 # One message for every failed login: it must not tell an unknown name from a wrong password.
 LOGIN_FAILED = (f"Login failed: wrong name or password, or the account is locked "
@@ -80,26 +87,94 @@ def check_name(name: str) -> None:
                         "or '-'")
 
 
-def create_reviewer(store: Store, name: str, password: str, role: str = "expert", *,
-                    hasher: PasswordHasher | None = None) -> int:
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AuthError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+
+
+def check_role(role: str) -> None:
+    if role not in ROLES:
+        raise AuthError(f'role must be one of {", ".join(ROLES)}, not "{role}"')
+
+
+def check_email(email: str) -> str:
+    """A plausible email address, lower-cased (identity providers vary the case)."""
+    email = email.strip().lower()
+    if not EMAIL_PATTERN.fullmatch(email):
+        raise AuthError(f'"{email[:80]}" is not an email address')
+    return email
+
+
+def create_reviewer(store: Store, name: str, password: str | None, role: str = "expert", *,
+                    email: str | None = None, hasher: PasswordHasher | None = None) -> int:
     """Add a reviewer account and return its id.
 
     Names are restricted to ``[A-Za-z0-9._-]{1,64}`` so they are safe to show anywhere (tables,
     logs, the app: no markup, no control characters) and cannot imitate another name with
-    look-alike Unicode letters.
+    look-alike Unicode letters. ``password=None`` makes a single-sign-on-only account (it needs
+    an ``email``): no password ever logs it in.
     """
     check_name(name)
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AuthError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
-    if role not in ROLES:
-        raise AuthError(f'role must be one of {", ".join(ROLES)}, not "{role}"')
+    if password is None and email is None:
+        raise AuthError("an account without a password needs an email for single sign-on")
+    if password is not None:
+        check_password(password)
+    check_role(role)
+    if email is not None:
+        email = check_email(email)
     if store.reviewer(name) is not None:
         raise AuthError(f'reviewer "{name}" already exists')
-    password_hash = (hasher or HASHER).hash(password)
+    if email is not None and reviewer_by_email(store, email) is not None:
+        raise AuthError(f"another reviewer already has the email {email}")
+    password_hash = (hasher or HASHER).hash(password) if password is not None else NO_PASSWORD
     try:
-        return store.add_reviewer(name, password_hash, role)
+        reviewer_id = store.add_reviewer(name, password_hash, role)
     except sqlite3.IntegrityError:  # another process added the same name meanwhile
         raise AuthError(f'reviewer "{name}" already exists') from None
+    if email is not None:
+        store.update_reviewer(reviewer_id, email=email)
+    return reviewer_id
+
+
+def _account(store: Store, name: str) -> dict[str, Any]:
+    row = store.reviewer(name) if NAME_PATTERN.fullmatch(name or "") else None
+    if row is None:
+        raise AuthError(f'no reviewer "{name}"')
+    return row
+
+
+def set_password(store: Store, name: str, password: str, *,
+                 hasher: PasswordHasher | None = None) -> None:
+    """Give an account a new password; also lifts a lockout (the owner is back at once)."""
+    check_password(password)
+    row = _account(store, name)
+    store.update_reviewer(row["id"], password_hash=(hasher or HASHER).hash(password),
+                          failed_logins=0, locked_until=None)
+
+
+def set_role(store: Store, name: str, role: str) -> None:
+    """Make an account an expert or an admin; an open session sees the change at its next
+    click (``current_reviewer`` re-reads the role)."""
+    check_role(role)
+    store.update_reviewer(_account(store, name)["id"], role=role)
+
+
+def set_email(store: Store, name: str, email: str | None) -> None:
+    """Link an account to the email its single sign-on identity proves (``None`` unlinks)."""
+    row = _account(store, name)
+    if email is not None:
+        email = check_email(email)
+        other = reviewer_by_email(store, email)
+        if other is not None and other["id"] != row["id"]:
+            raise AuthError(f"another reviewer already has the email {email}")
+    try:
+        store.update_reviewer(row["id"], email=email)
+    except sqlite3.IntegrityError:
+        raise AuthError(f"another reviewer already has the email {email}") from None
+
+
+def reviewer_by_email(store: Store, email: str) -> dict[str, Any] | None:
+    return store.one("SELECT * FROM reviewers WHERE lower(email) = ?", [email.strip().lower()])
 
 
 def authenticate(store: Store, name: str, password: str, *, clock: Clock = utc_now,
@@ -116,9 +191,11 @@ def authenticate(store: Store, name: str, password: str, *, clock: Clock = utc_n
     if row is None:
         _verify(hasher, _dummy_hash(hasher), password)
         raise AuthError(LOGIN_FAILED)
-    correct = _verify(hasher, row["password_hash"], password)
-    if row["disabled"] or is_locked(row, clock()):
-        raise AuthError(LOGIN_FAILED)
+    sign_on_only = row["password_hash"] == NO_PASSWORD
+    correct = _verify(hasher, _dummy_hash(hasher) if sign_on_only else row["password_hash"],
+                      password) and not sign_on_only
+    if row["disabled"] or is_locked(row, clock()) or sign_on_only:
+        raise AuthError(LOGIN_FAILED)  # guesses at a sign-on-only account cannot lock it
     if not correct:
         store.record_login_failure(row["id"], MAX_FAILURES, LOCKOUT)
         raise AuthError(LOGIN_FAILED)
@@ -165,6 +242,8 @@ class Session:
     role: str
     expires_at: datetime
     idle_timeout: timedelta = DEFAULT_IDLE_TIMEOUT
+    ends_at: datetime | None = None  # the absolute end, whatever the activity
+    single_sign_on: bool = False
 
 
 def login(store: Store, name: str, password: str, *,
@@ -172,8 +251,34 @@ def login(store: Store, name: str, password: str, *,
           hasher: PasswordHasher | None = None) -> Session:
     """Authenticate and open a session (raises ``AuthError`` as ``authenticate`` does)."""
     reviewer = authenticate(store, name, password, clock=clock, hasher=hasher)
+    return _open_session(reviewer, idle_timeout, clock())
+
+
+def sso_login(store: Store, email: str | None, *, email_verified: bool | None = None,
+              idle_timeout: timedelta = DEFAULT_IDLE_TIMEOUT, clock: Clock = utc_now) -> Session:
+    """Open a session for the account linked to an identity provider's email.
+
+    Refused (``AuthError``) when the provider says the email is unverified, when no account has
+    the email, or when that account is disabled or locked: the provider proves who someone is,
+    the account decides whether they may review.
+    """
+    if not email or email_verified is False:
+        raise AuthError("Single sign-on gave no verified email address.")
+    row = reviewer_by_email(store, email)
+    if row is None:
+        raise AuthError("No reviewer account is linked to this identity; ask an admin to add "
+                        "one with your email.")
+    if row["disabled"] or is_locked(row, clock()):
+        raise AuthError("Your account is disabled or locked.")
+    session = _open_session(public(row), idle_timeout, clock())
+    session.single_sign_on = True
+    return session
+
+
+def _open_session(reviewer: dict[str, Any], idle_timeout: timedelta, now: datetime) -> Session:
     return Session(reviewer_id=reviewer["id"], name=reviewer["name"], role=reviewer["role"],
-                   expires_at=clock() + idle_timeout, idle_timeout=idle_timeout)
+                   expires_at=now + idle_timeout, idle_timeout=idle_timeout,
+                   ends_at=now + MAX_SESSION)
 
 
 def current_reviewer(store: Store, session: Session | None, *,
@@ -187,7 +292,7 @@ def current_reviewer(store: Store, session: Session | None, *,
     if session is None:
         raise AuthError("Not logged in.")
     now = clock()
-    if now >= session.expires_at:
+    if now >= session.expires_at or (session.ends_at is not None and now >= session.ends_at):
         raise AuthError("Your session has expired: log in again.")
     row = store.reviewer_by_id(session.reviewer_id)
     if row is None or row["disabled"] or is_locked(row, now):

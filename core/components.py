@@ -116,8 +116,13 @@ class TrainResult:
 class Rating:
     """An expert's current (not superseded) rating of one stored output, joined with the output.
 
-    ``verdict`` is ``approve``, ``reject``, ``skip`` or ``unclear``; ``corrected`` holds the
-    corrected label or completion when the expert gave one.
+    ``verdict`` is ``approve``, ``reject``, ``skip`` or ``unclear`` (the input is unclear);
+    ``corrected`` holds the corrected label or completion when the expert gave one.
+
+    A pairwise rating compares ``output`` with ``pair_output`` (an earlier cycle's output for the
+    same input): ``preferred_output_id`` is ``output_id``, ``pair_output_id`` or ``None`` (no
+    preference), ``score`` and ``pair_score`` are the 1-5 scores of each, and ``verdict`` is
+    ``approve`` (a preference or "both fine"), ``reject`` (both bad), ``skip`` or ``unclear``.
     """
 
     id: int
@@ -132,11 +137,23 @@ class Rating:
     corrected: str | None = None
     comment: str | None = None
     example_id: str | None = None
+    pair_output_id: int | None = None
+    pair_output: str | None = None
+    pair_score: int | None = None
+    preferred_output_id: int | None = None
+
+    @property
+    def is_pair(self) -> bool:
+        return self.pair_output_id is not None
 
 
 @dataclass
 class ReviewCandidate:
-    """A stored output offered to a review sampler."""
+    """A stored output offered to a review sampler.
+
+    ``previous_*`` describe the previous cycle's output for the same input, where there is one
+    (``None`` otherwise), so a sampler can prefer inputs on which two cycles disagree.
+    """
 
     output_id: int
     example_id: str
@@ -144,6 +161,9 @@ class ReviewCandidate:
     output: str
     confidence: float | None = None
     scores: dict[str, float] | None = None
+    previous_output: str | None = None
+    previous_confidence: float | None = None
+    previous_scores: dict[str, float] | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -203,12 +223,25 @@ Removal = Callable[[Example, str], None]
 
 
 class Cleaner(Component):
-    """Drops or fixes examples, reporting every removal with a reason through ``removed``."""
+    """Drops or fixes examples, reporting every removal with a reason through ``removed``.
+
+    A cleaner that fixes examples says what it changed through ``changes()``. One that sets
+    ``needs_tokenizer = True`` finds the model's tokenizer in ``self.tokenizer`` before ``clean``
+    runs (loaded once per cycle and shared, never with the model).
+    """
 
     kind = "cleaner"
+    needs_tokenizer: ClassVar[bool] = False
+    tokenizer: Any = None
 
     def clean(self, examples: Iterable[Example], removed: Removal) -> Iterator[Example]:
         raise NotImplementedError
+
+    def changes(self) -> dict[str, int]:
+        """What ``clean`` changed in the examples it kept, ``{reason: count}`` (``{}``: nothing).
+
+        The cycle reads it after ``clean`` has run, next to the removals."""
+        return {}
 
 
 class Augmenter(Component):
@@ -277,8 +310,17 @@ class Metric(Component):
 
     kind = "metric"
     higher_is_better: ClassVar[bool] = True
+    # A metric that measures the model itself (a benchmark such as lm-eval) sets this and
+    # implements ``measure`` instead of ``compute``.
+    measures_model: ClassVar[bool] = False
 
     def compute(self, predictions: list[Prediction], references: list[Example]) -> dict[str, float]:
+        raise NotImplementedError
+
+    def measure(self, model_dir: str, context: "CycleContext") -> dict[str, float]:
+        """Measure a saved model (``measures_model = True``): the cycle calls it on the cycle's
+        model after training, and once per project on the base model, to compare the two. The
+        figures are stored under the split ``benchmark``."""
         raise NotImplementedError
 
 

@@ -52,8 +52,22 @@ class ComponentRef(Strict):
         return value
 
 
+MIXING_KEYS = ("fraction", "max_examples", "weight")
+
+
 class SourceRef(ComponentRef):
-    """A data source: ``type`` names the format, the rest are the source's options."""
+    """A data source: ``type`` names the format, the rest are the source's options.
+
+    Three keys are the cycle's, not the source's, and work on every source (they mix sources):
+    ``fraction`` keeps that share of the source's examples and ``max_examples`` at most that many
+    (both chosen by a seeded hash of each example's split key, so the same ones are chosen in every
+    cycle), and ``weight`` multiplies each of its examples' weights (a sampling weight: an example
+    of weight 2 counts twice in the training loss, as if drawn twice as often, without copies).
+    """
+
+    fraction: float | None = Field(None, gt=0, le=1)
+    max_examples: int | None = Field(None, ge=1)
+    weight: float = Field(1.0, gt=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -63,7 +77,8 @@ class SourceRef(ComponentRef):
             name = rest.pop("type", None)
             if name is None:
                 raise ValueError("needs a type (the format, e.g. jsonl or csv)")
-            return {"name": name, "options": rest}
+            mixing = {key: rest.pop(key) for key in MIXING_KEYS if key in rest}
+            return {"name": name, "options": rest, **mixing}
         if isinstance(value, str):
             raise ValueError("a data source is a mapping with a type and a path")
         return value
@@ -81,6 +96,10 @@ class SplitConfig(Strict):
     test: float = Field(0.1, ge=0, le=1)
     review: float = Field(0.0, ge=0, le=1)
     seed: int = 42
+    by: Literal["fractions", "column"] = Field(
+        "fractions", description="fractions: new inputs split by the fractions above (stratified "
+        "by label, grouped); column: each example's split comes from its source (fields.split, "
+        "or the source's split)")
 
     @model_validator(mode="after")
     def _fractions_sum_to_one(self) -> "SplitConfig":
@@ -96,6 +115,19 @@ class SplitConfig(Strict):
                 "review": self.review}
 
 
+class LeakageConfig(Strict):
+    """The check for the same (or nearly the same) input on both sides of a split.
+
+    ``action``: ``refuse`` stops with an error naming a leaking pair, ``drop`` removes the copy on
+    the less protected side (train, then review, then validation: a test example is never
+    dropped), ``report`` only counts them. ``near_threshold``: two inputs whose character-shingle
+    Jaccard similarity reaches it are near duplicates (``null``: exact duplicates only).
+    """
+
+    action: Literal["refuse", "drop", "report"] = "refuse"
+    near_threshold: float | None = Field(0.9, gt=0, le=1)
+
+
 class DataConfig(Strict):
     sources: list[SourceRef] = Field(min_length=1)
     cleaners: list[ComponentRef] = [ComponentRef(name="drop_empty"),
@@ -104,6 +136,69 @@ class DataConfig(Strict):
     augmenters: list[ComponentRef] = []
     labels: list[str] | None = Field(
         None, description="the label set (classification); by default the labels seen in data")
+    on_error: Literal["raise", "skip"] = Field(
+        "raise", description="a bad record stops the cycle (raise) or is skipped and reported")
+    leakage: LeakageConfig = LeakageConfig()
+
+
+class StepDecay(Strict):
+    """``schedule: step``: the learning rate is multiplied by ``gamma`` every ``step_size`` optimizer
+    steps after warmup (PyTorch's ``StepLR``)."""
+
+    step_size: int = Field(100, ge=1, description="optimizer steps between two decays")
+    gamma: float = Field(0.5, gt=0, le=1, description="factor applied at each decay")
+
+
+class LoraConfig(Strict):
+    """Train low-rank adapters (peft's LoRA) instead of every weight.
+
+    ``save: merged`` folds the adapters into the weights (a plain model, as fast as the original);
+    ``save: adapter`` keeps only the adapters next to a pointer to the base model (megabytes).
+    """
+
+    r: int = Field(8, ge=1, description="rank of the adapters")
+    alpha: float = Field(16.0, gt=0, description="scale: the update is alpha / r times the product")
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] | None = Field(
+        None, description="module names to adapt; default: peft's choice for the architecture")
+    save: Literal["merged", "adapter"] = "merged"
+
+
+class SearchParameter(Strict):
+    """One dimension of the hyperparameter search: a list of ``choices``, or a range ``low`` to
+    ``high`` (``log`` for a log scale, ``integer`` for whole numbers; ``grid_points`` values of the
+    range when the strategy is grid). A YAML list is shorthand for ``choices``."""
+
+    choices: list[Any] | None = None
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    grid_points: int = Field(3, ge=2)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _list_is_choices(cls, value: Any) -> Any:
+        return {"choices": value} if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _choices_or_range(self) -> "SearchParameter":
+        if self.choices is not None:
+            if self.low is not None or self.high is not None:
+                raise ValueError("give choices or low/high, not both")
+            if not self.choices:
+                raise ValueError("choices must not be empty")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("give a list of choices, or low and high")
+        if self.low >= self.high:
+            raise ValueError("low must be below high")
+        if self.log and self.low <= 0:
+            raise ValueError("a log scale needs low above 0")
+        return self
+
+
+SEARCHABLE_PREFIXES = ("regularizers", "trainer")
 
 
 class TrainingConfig(Strict):
@@ -118,6 +213,26 @@ class TrainingConfig(Strict):
     max_new_tokens: int = Field(32, ge=1)
     seed: int = 42
     regularizers: list[ComponentRef] = []
+    # -- optimisation (the shared training loop in tuneloop.plugins.trainers.common) ---------------
+    schedule: Literal["constant", "linear", "cosine", "step"] = Field(
+        "linear", description="learning-rate schedule after warmup_ratio of the steps")
+    step_decay: StepDecay = StepDecay()
+    optimizer: Literal["adamw", "sgd", "adafactor", "adagrad", "rmsprop"] = "adamw"
+    gradient_accumulation: int = Field(1, ge=1, description="batches per optimizer step")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 (else fp16) on a CUDA GPU, fp32 on a CPU")
+    group_by_length: bool = Field(
+        True, description="batch examples of similar length together (less padding)")
+    # -- model adjustments, applied before the regularizers' prepare() -----------------------------
+    freeze_embeddings: bool = False
+    freeze_layers: int = Field(0, ge=0, description="freeze the first N transformer layers")
+    reinit_head: bool = Field(False, description="start the task head from random weights")
+    lora: LoraConfig | None = None
+    # -- records and search --------------------------------------------------------------------
+    tensorboard: bool = Field(True, description="write TensorBoard event files to the run folder")
+    search_space: dict[str, SearchParameter] = Field(
+        {}, description="tuneloop tune: training field paths (learning_rate, lora.r, "
+                        "regularizers.dropout.p, trainer.<option>) to the values to try")
 
     @field_validator("eval_every")
     @classmethod
@@ -125,6 +240,19 @@ class TrainingConfig(Strict):
         if isinstance(value, int) and value < 1:
             raise ValueError("eval_every is 'epoch' or a number of steps (1 or more)")
         return value
+
+    @field_validator("search_space")
+    @classmethod
+    def _searchable_paths(cls, space: dict[str, Any]) -> dict[str, Any]:
+        for path in space:
+            head = path.split(".")[0]
+            if head in SEARCHABLE_PREFIXES:
+                if len(path.split(".")) < 2 + (head == "regularizers"):
+                    raise ValueError(f'"{path}": write regularizers.<name>.<option> or '
+                                     f"trainer.<option>")
+            elif head not in cls.model_fields or head in ("search_space", "regularizers"):
+                raise ValueError(f'"{path}" is not a training field')
+        return space
 
 
 class EvaluationConfig(Strict):
@@ -135,20 +263,34 @@ class ReviewConfig(Strict):
     size: int = Field(50, ge=0)
     sampler: ComponentRef = ComponentRef(name="least_confident")
     ratings_per_item: int = Field(1, ge=1)
+    blind: bool = Field(True, description="experts never see other experts' ratings")
+    pairwise: bool = Field(False, description="also queue this cycle's output against the "
+                                              "previous cycle's for the same input")
+    pair_size: int = Field(20, ge=0, description="at most this many pairwise items per cycle")
 
 
 class FeedbackConfig(Strict):
     policies: list[ComponentRef] = [ComponentRef(name="corrections"),
                                     ComponentRef(name="approvals")]
+    min_agreement: float = Field(
+        0.6, ge=0, le=1, description="an item rated by several experts trains only when at "
+                                     "least this share of them agree")
+    on_disagreement: Literal["hold", "requeue"] = Field(
+        "hold", description="hold: keep the item out of training until more ratings agree; "
+                            "requeue: also ask one more expert")
 
 
 class PromotionRule(Strict):
-    """``metric`` is ``<split>.<name>`` (e.g. ``validation.f1``); the cycle passes the rule when the
-    value is at least ``at_least``: a number, ``best`` (the best promoted cycle's value) or
-    ``previous`` (the parent cycle's), less ``tolerance``. ``lower_is_better`` flips the test."""
+    """``metric`` is ``<split>.<name>`` (e.g. ``validation.f1``, ``human.approval_rate``,
+    ``benchmark.lm_eval.tuneloop_capitals.acc``); the cycle passes the rule when the value is at
+    least ``at_least``: a number, ``best`` (the best promoted cycle's value), ``previous`` (the
+    parent cycle's) or ``base`` (the base model's, benchmark figures only), less ``tolerance``.
+    ``lower_is_better`` flips the test. A ``*`` in the name makes one rule of every figure it
+    matches (``benchmark.lm_eval.*.acc``: no lm-eval task below the base model). Test figures are
+    reported, never used to decide: a rule on ``test`` is refused."""
 
     metric: str
-    at_least: float | Literal["best", "previous"] = "best"
+    at_least: float | Literal["best", "previous", "base"] = "best"
     tolerance: float = Field(0.0, ge=0)
     lower_is_better: bool = False
 
@@ -156,9 +298,20 @@ class PromotionRule(Strict):
     @classmethod
     def _split_dot_name(cls, value: str) -> str:
         split, _, name = value.partition(".")
-        if split not in ("validation", "test", "human") or not name:
-            raise ValueError("metric must be <split>.<name> with split validation, test or human")
+        if split == "test":
+            raise ValueError("the test split is reported, never used to decide: gate on "
+                             "validation, benchmark or human figures")
+        if split not in ("validation", "human", "benchmark") or not name:
+            raise ValueError("metric must be <split>.<name> with split validation, benchmark "
+                             "or human")
         return value
+
+    @model_validator(mode="after")
+    def _base_is_for_benchmarks(self) -> "PromotionRule":
+        if self.at_least == "base" and not self.metric.startswith("benchmark."):
+            raise ValueError("at_least: base compares with the base model's benchmark figures; "
+                             "use it with a benchmark.<metric> rule")
+        return self
 
 
 class PromotionConfig(Strict):
@@ -341,6 +494,7 @@ def check_config_components(config: ProjectConfig, lines: dict[tuple, int] | Non
                             label: str = "config") -> None:
     """Check every component name and its options; collect all problems into one ConfigError."""
     from tuneloop import registries
+    from tuneloop.plugin_checks import component_problems
 
     lines = lines or {}
     found = registries.build()
@@ -358,6 +512,9 @@ def check_config_components(config: ProjectConfig, lines: dict[tuple, int] | Non
         if config.task not in component.tasks:
             problems.append(f'{prefix}{where}: {found[kind].label} "{ref.name}" does not support '
                             f"task {config.task} (it supports {', '.join(component.tasks)})")
+        plugin = found[kind].entry(ref.name).plugin  # a class that breaks its interface
+        problems.extend(f'{prefix}{where}: plugin "{plugin}": {problem}'
+                        for problem in component_problems(kind, component))
         try:
             component.Options.model_validate(ref.options)
         except ValidationError as error:
@@ -377,6 +534,16 @@ def check_config_components(config: ProjectConfig, lines: dict[tuple, int] | Non
             check(kind, ref, yaml_path + (number,))
     check("trainers", config.trainer_ref, ("training", "trainer"))
     check("review_samplers", config.review.sampler, ("review", "sampler"))
+    # a benchmark rule needs a metric that measures the model (lm_eval), or it can never pass
+    benchmarks = [ref.name for ref in config.metric_refs if ref.name in found["metrics"]
+                  and found["metrics"].get(ref.name).measures_model]
+    for number, rule in enumerate(config.promotion_rules):
+        if rule.metric.startswith("benchmark.") and not benchmarks:
+            path = ("promotion", "rules", number, "metric")
+            line = _nearest_line(path, lines)
+            problems.append(f"{f'line {line}: ' if line else ''}{_dotted(path)}: benchmark "
+                            f"figures come from a metric that measures the model, such as "
+                            f"lm_eval; evaluation.metrics has none")
     if problems:
         raise ConfigError(label, problems)
 

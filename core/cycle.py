@@ -3,7 +3,8 @@
     prepare data  (sources → cleaners → split → augmenters → feedback)   nothing written yet
     open cycle    (row 'running', cycle_started, data_prepared)
     train         (trainer + regularizers; validation during training)  → 'trained'
-    evaluate      (metrics on validation and test; human metrics)       → 'evaluated'
+    evaluate      (metrics on validation and test; benchmarks of the model
+                   and, once, the base model; human metrics)            → 'evaluated'
     review        (outputs on the review split, sampler fills the queue)
     promote       (gate rules; model registry; lineage)                 → 'done'
 
@@ -20,10 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from tuneloop.components import Example, Prediction, ReviewCandidate
+from tuneloop.components import Example, Prediction, ReviewCandidate, TrainResult
 from tuneloop.config import ProjectConfig, instantiate
 from tuneloop.context import CycleContext, Progress
 from tuneloop.errors import DataError, TuneloopError
+from tuneloop.evaluation import (BENCHMARK, measure_base_model, measure_model,
+                                 record_predictions)
+from tuneloop.human_metrics import human_metrics
+from tuneloop.interface_checks import (expect_feedback, expect_predictions, expect_selection,
+                                       expect_train_result)
 from tuneloop.plugin_manager import blame, call_hook, plugin_infos
 from tuneloop.store import Store
 
@@ -36,6 +42,7 @@ class PreparedData:
     new_assignments: dict[str, str]
     feedback_uses: list[tuple[int, str, str]]  # (rating id, policy, example id)
     report: dict[str, Any] = field(default_factory=dict)
+    requeue: list[tuple[tuple[int, int | None], int]] = field(default_factory=list)  # disagreed
 
 
 @dataclass
@@ -57,41 +64,36 @@ class CycleResult:
 
 
 def prepare_data(config: ProjectConfig, found: Any, store: Store | None) -> PreparedData:
-    """Load, clean, split, augment, and add feedback examples; return the splits and a report."""
+    """Load, clean, split, augment, add feedback examples and check for leaks; return the splits
+    and a report of every step (``tuneloop data inspect`` shows it)."""
+    from tuneloop.data_pipeline import (DataPipeline, Services, augment, check_labels,
+                                        counts_by_source, no_examples_error)
+    from tuneloop.leakage import check_leakage
     from tuneloop.splitting import assign_splits, split_summary
 
-    report: dict[str, Any] = {"sources": {}, "removed": {}}
-
-    # 1. Sources: every record through the configured field mapping.
-    examples: list[Example] = []
-    for ref in config.data.sources:
-        source = instantiate(found, "data_sources", ref, config)
-        with guard(found, "data_sources", ref.name, "load"):
-            loaded = list(source.load())
-        report["sources"][ref.options.get("path", ref.name)] = len(loaded)
-        examples.extend(loaded)
-
-    # 2. Cleaners, in the configured order; each removal is counted with its reason.
-    for ref in config.data.cleaners:
-        cleaner = instantiate(found, "cleaners", ref, config)
-        removed: dict[str, int] = {}
-
-        def count(example: Example, reason: str, removed: dict[str, int] = removed) -> None:
-            removed[reason] = removed.get(reason, 0) + 1
-
-        with guard(found, "cleaners", ref.name, "clean"):
-            examples = list(cleaner.clean(examples, count))
-        report["removed"][ref.name] = removed
+    # 1-2. Sources (mixed by fraction, max_examples, weight) streamed through the cleaners in the
+    #      configured order: no file is held whole; every skip, removal and fix is counted.
+    services = Services(config)
+    pipeline = DataPipeline(config, found, services)
+    examples = list(pipeline.examples())
+    report: dict[str, Any] = pipeline.report()
     if not examples:
-        raise DataError("data", "no examples left after cleaning; check data.sources and cleaners")
+        raise no_examples_error(report)
 
     # 3. Labels must be known and allowed before splitting.
+    examples = check_labels(config, examples, report)
     labels = label_set(config, examples)
 
     # 4. Split: persisted assignments keep every earlier example on its side.
     known = store.split_assignments() if store is not None else {}
-    splits, new_assignments = assign_splits(examples, config.data.split.fractions(),
-                                            config.data.split.seed, known)
+    conflicts: list[str] = []
+    splits, new_assignments = assign_splits(
+        examples, config.data.split.fractions(), config.data.split.seed, known,
+        by_column=config.data.split.by == "column", copy=False,  # the pipeline's own objects
+        on_conflict=lambda example, pinned, placed: conflicts.append(
+            f"{example.source or 'data'}: pinned to {pinned}, put in {placed}"))
+    if conflicts:
+        report["split_conflicts"] = {"count": len(conflicts), "examples": conflicts[:10]}
     # Unlabeled inputs can be reviewed (experts label them) but neither trained nor scored on.
     for split in ("train", "validation", "test"):
         labeled = [example for example in splits[split] if example.target is not None]
@@ -100,29 +102,33 @@ def prepare_data(config: ProjectConfig, found: Any, store: Store | None) -> Prep
         splits[split] = labeled
 
     # 5. Augment the training split only; augmented copies inherit the original's split.
-    rng = random.Random(config.data.split.seed)
-    for ref in config.data.augmenters:
-        augmenter = instantiate(found, "augmenters", ref, config)
-        with guard(found, "augmenters", ref.name, "augment"):
-            added = list(augmenter.augment(list(splits["train"]), rng))
-        for example in added:
-            example.split = "train"
-            example.provenance.setdefault("augmenter", ref.name)
-        splits["train"].extend(added)
-        report.setdefault("augmented", {})[ref.name] = len(added)
+    augment(config, found, services, splits, report)
 
     # 6. Feedback: expert ratings become training examples, never crossing into held-out splits.
     feedback_uses: list[tuple[int, str, str]] = []
+    requeue: list[tuple[tuple[int, int | None], int]] = []
     if store is not None:
         held_out = {key for key, split in {**known, **new_assignments}.items()
                     if split in ("validation", "test")}
-        feedback_uses, refused = add_feedback(config, found, store, splits, held_out, labels)
+        feedback_uses, refused, agreed = add_feedback(config, found, store, splits, held_out,
+                                                      labels)
         report["feedback"] = {"ratings_used": len({use[0] for use in feedback_uses}),
-                              "examples": len(feedback_uses), "refused_held_out": refused}
+                              "examples": len(feedback_uses), "refused_held_out": refused,
+                              "held_back_items": len(agreed.held),
+                              "outvoted_ratings": len(agreed.outvoted)}
+        requeue = agreed.requeue
+
+    # 7. Leakage: no input (or near copy of one) on both sides of an evaluation split.
+    leakage = config.data.leakage
+    report["leakage"] = check_leakage(splits, leakage.action, leakage.near_threshold)
+    if report["leakage"]["dropped"]:
+        trained = {example.id for example in splits["train"]}
+        feedback_uses = [use for use in feedback_uses if use[2] in trained]
 
     report["labels"] = labels
     report["splits"] = split_summary(splits)
-    return PreparedData(splits, new_assignments, feedback_uses, report)
+    report["by_source"] = counts_by_source(splits)
+    return PreparedData(splits, new_assignments, feedback_uses, report, requeue)
 
 
 def label_set(config: ProjectConfig, examples: list[Example]) -> list[str] | None:
@@ -140,20 +146,27 @@ def label_set(config: ProjectConfig, examples: list[Example]) -> list[str] | Non
 
 def add_feedback(config: ProjectConfig, found: Any, store: Store,
                  splits: dict[str, list[Example]], held_out: set[str],
-                 labels: list[str] | None) -> tuple[list[tuple[int, str, str]], int]:
+                 labels: list[str] | None) -> tuple[list[tuple[int, str, str]], int, Any]:
     """Run the feedback policies over ratings and add their examples to the training split.
 
     Ratings already used by an earlier (not failed) cycle are not offered again unless the next
-    cycle starts from the base model, which has not learnt from them.
+    cycle starts from the base model, which has not learnt from them. Items the experts disagree
+    on are held back, and outvoted ratings left out (``tuneloop.consensus``).
     """
+    from tuneloop.consensus import agreed_ratings
+
     unused_only = config.model.start_from == "promoted"
-    ratings = store.current_ratings(unused_only=unused_only)
+    agreed = agreed_ratings(store, store.current_ratings(unused_only=unused_only),
+                            task=config.task, min_agreement=config.feedback.min_agreement,
+                            requeue=config.feedback.on_disagreement == "requeue")
+    ratings = agreed.kept
     uses: list[tuple[int, str, str]] = []
     refused = 0
     for ref in config.feedback.policies:
         policy = instantiate(found, "feedback_policies", ref, config)
         with guard(found, "feedback_policies", ref.name, "examples"):
             offered = list(policy.examples(ratings, config.task))
+        expect_feedback(found, ref.name, offered, ratings)
         for rating_id, example in offered:
             if example.split_key in held_out:
                 refused += 1  # a validation/test input must never be trained on
@@ -167,7 +180,7 @@ def add_feedback(config: ProjectConfig, found: Any, store: Store,
             example.provenance.setdefault("policy", ref.name)
             splits["train"].append(example)
             uses.append((rating_id, ref.name, example.id))
-    return uses, refused
+    return uses, refused, agreed
 
 
 # --------------------------------------------------------------------------------------------------
@@ -176,42 +189,72 @@ def add_feedback(config: ProjectConfig, found: Any, store: Store,
 
 
 def run_cycle(config: ProjectConfig, *, quiet: bool = False,
-              echo: Callable[[str], None] = lambda message: None) -> CycleResult:
-    """Run one cycle for ``config``; returns what happened. Raises TuneloopError on bad input."""
-    from tuneloop import registries
+              echo: Callable[[str], None] = lambda message: None,
+              resume: bool = False) -> CycleResult:
+    """Run one cycle for ``config``; returns what happened. Raises TuneloopError on bad input.
+
+    ``resume`` continues the project's latest interrupted cycle (``tuneloop.resume``) instead of
+    opening a new one. Under ``torchrun`` every process prepares the data and trains; only the main
+    process writes to the database (``tuneloop.distributed``).
+    """
+    from tuneloop import distributed, registries
+    from tuneloop import resume as resuming
 
     found = registries.build()
     timings: dict[str, float] = {}
+    main = distributed.is_main_process()
+    distributed.start()
+    if not main:
+        quiet, echo = True, (lambda message: None)
     store = Store(config.database_path)
     try:
+        resumed = (distributed.agree(lambda: resuming.cycle_to_resume(store, config.project))
+                   if resume else None)
         # -- prepare data (nothing written) ---------------------------------------------------
         started = time.perf_counter()
         echo("Preparing data")
         prepared = prepare_data(config, found, store)
+        prepared.report["process"] = resuming.process_record()
         timings["data"] = time.perf_counter() - started
+        distributed.barrier()  # every process has read the data before the main one writes
         parent = store.latest_cycle(config.project, status="done")
         start_model = choose_start_model(config, store)
+        if resumed is not None:  # continue as the cycle began: same parent, same start model
+            parent = store.cycle(resumed["parent_id"]) if resumed["parent_id"] else None
+            start_model = resumed["start_model"]
         trainer = instantiate(found, "trainers", config.trainer_ref, config)
         regularizers = [instantiate(found, "regularizers", ref, config)
                         for ref in config.training.regularizers]
         metrics = [instantiate(found, "metrics", ref, config) for ref in config.metric_refs]
         sampler = instantiate(found, "review_samplers", config.review.sampler, config)
 
-        # -- open the cycle ----------------------------------------------------------------------
-        cycle_id = store.create_cycle(
-            project=config.project, task=config.task, seed=config.training.seed,
-            config=config.snapshot(), plugins=[plugin_record(info) for info in plugin_infos()],
-            base_model=config.model_location(), start_model=start_model,
-            parent_id=parent["id"] if parent else None)
+        # -- open the cycle (or reopen the interrupted one) -----------------------------------------
+        def open_cycle() -> int:
+            if resumed is not None:
+                resuming.check_same_data(store, resumed["id"], prepared.splits)
+                resuming.reopen(store, resumed)
+                return int(resumed["id"])
+            return store.create_cycle(
+                project=config.project, task=config.task, seed=config.training.seed,
+                config=config.snapshot(), plugins=[plugin_record(info) for info in plugin_infos()],
+                base_model=config.model_location(), start_model=start_model,
+                parent_id=parent["id"] if parent else None)
+
+        cycle_id = distributed.agree(open_cycle)
         run_dir = config.runs_path / f"cycle-{cycle_id}"
         context = CycleContext(
             cycle_id=cycle_id, config=config, store=store, run_dir=run_dir,
             start_model=start_model, seed=config.training.seed,
-            labels=prepared.report.get("labels"), metrics=metrics, progress=Progress(quiet),
+            labels=prepared.report.get("labels"),
+            metrics=[metric for metric in metrics if not metric.measures_model],  # on predictions
+            progress=Progress(quiet),
             log_callback=lambda step, logs: stream_training_log(context, step, logs))
+        if not main:  # another process of a multi-process run: it trains, the main one records
+            context.log_callback = None
+            return train_as_worker(context, found, prepared, trainer, regularizers, timings)
         try:
             return _run_stages(context, found, prepared, parent, trainer, regularizers, metrics,
-                               sampler, timings, echo)
+                               sampler, timings, echo, resumed)
         except BaseException as error:
             record_failure(store, cycle_id, error, timings)
             try:
@@ -226,22 +269,41 @@ def run_cycle(config: ProjectConfig, *, quiet: bool = False,
 def _run_stages(context: CycleContext, found: Any, prepared: PreparedData,
                 parent: dict[str, Any] | None,
                 trainer: Any, regularizers: list[Any], metrics: list[Any], sampler: Any,
-                timings: dict[str, float], echo: Callable[[str], None]) -> CycleResult:
+                timings: dict[str, float], echo: Callable[[str], None],
+                resumed: dict[str, Any] | None = None) -> CycleResult:
     config, store, cycle_id = context.config, context.store, context.cycle_id
     assert store is not None
-    store.update_cycle(cycle_id, run_dir=str(context.run_dir), components=component_record(config, found),
-                       stats=prepared.report)
-    store.add_split_assignments(prepared.new_assignments, cycle_id)
-    store.add_examples(cycle_id, prepared.splits)
-    store.record_feedback_usage(cycle_id, prepared.feedback_uses)
+    if resumed is None:  # a resumed cycle recorded its data when it first started
+        store.update_cycle(cycle_id, run_dir=str(context.run_dir),
+                           components=component_record(config, found), stats=prepared.report)
+        store.add_split_assignments(prepared.new_assignments, cycle_id)
+        store.add_examples(cycle_id, prepared.splits)
+        store.record_feedback_usage(cycle_id, prepared.feedback_uses)
+        if prepared.requeue:
+            from tuneloop.consensus import send_back_to_queue
+
+            send_back_to_queue(store, prepared.requeue)
     call_hook("cycle_started", cycle=context)
     call_hook("data_prepared", cycle=context, splits=prepared.splits)
 
     # -- train -----------------------------------------------------------------------------------
     started = time.perf_counter()
     echo(f"Training cycle {cycle_id} from {context.start_model}")
-    with guard(found, "trainers", config.trainer_ref.name, "train"):
-        result = trainer.train(context, prepared.splits, regularizers)
+    # the trainer never sees the test split: no selection or early stopping on it
+    training_splits = {split: examples for split, examples in prepared.splits.items()
+                       if split != "test"}
+    from tuneloop.resume import clear_after_training, trained_model
+
+    saved = trained_model(resumed) if resumed is not None else None
+    if saved is not None:  # interrupted after training: the model stands, what followed reruns
+        echo(f"Cycle {cycle_id} had finished training: evaluating {saved}")
+        clear_after_training(store, cycle_id)
+        result = TrainResult(model_dir=saved)
+    else:
+        with guard(found, "trainers", config.trainer_ref.name, "train"):
+            result = trainer.train(context, training_splits, regularizers)
+        expect_train_result(found, config.trainer_ref.name, result)
+        record_training(store, cycle_id, result)
     timings["train"] = time.perf_counter() - started
     store.update_cycle(cycle_id, status="trained", model_path=result.model_dir, timings=timings)
     call_hook("training_finished", cycle=context, result=result)
@@ -255,8 +317,22 @@ def _run_stages(context: CycleContext, found: Any, prepared: PreparedData,
             continue
         with guard(found, "trainers", config.trainer_ref.name, "predict"):
             predictions = trainer.predict(result.model_dir, examples, context)
-        figures[split] = compute_metrics(found, metrics, predictions, examples)
+        expect_predictions(found, config.trainer_ref.name, predictions, examples)
+        figures[split] = compute_metrics(found, context.metrics, predictions, examples)
+        if split == "validation" and result.best_metric is not None:
+            # the selection figure (the validation loss, by default for causal LMs) is the
+            # saved checkpoint's, as training measured it: the gate compares on it
+            figures[split].setdefault(config.select_metric, result.best_metric)
         store.add_metrics(cycle_id, split, figures[split])
+        record_predictions(store, cycle_id, split, examples, predictions)
+    # benchmarks (lm-eval) measure the model itself: this cycle's, and the base model's once
+    model_metrics = [metric for metric in metrics if metric.measures_model]
+    base_figures: dict[str, float] = {}
+    if model_metrics:
+        echo("Benchmarks: " + ", ".join(metric.name for metric in model_metrics))
+        figures[BENCHMARK] = measure_model(found, model_metrics, result.model_dir, context)
+        store.add_metrics(cycle_id, BENCHMARK, figures[BENCHMARK])
+        base_figures = measure_base_model(found, model_metrics, context)
     if parent is not None:
         human = human_metrics(store, parent["id"])
         if human:
@@ -273,24 +349,32 @@ def _run_stages(context: CycleContext, found: Any, prepared: PreparedData,
     if review_examples:
         with guard(found, "trainers", config.trainer_ref.name, "predict"):
             predictions = trainer.predict(result.model_dir, review_examples, context)
+        expect_predictions(found, config.trainer_ref.name, predictions, review_examples)
         output_ids = store.add_outputs(cycle_id, predictions, review_examples)
         candidates = [ReviewCandidate(output_id=output_id, example_id=example.id,
                                       input=example.input, output=prediction.output,
                                       confidence=prediction.confidence, scores=prediction.scores)
                       for output_id, example, prediction
                       in zip(output_ids, review_examples, predictions)]
+        from tuneloop.pairing import attach_previous, queue_pairs
+
+        attach_previous(store, candidates, cycle_id, parent["id"] if parent else None)
         with guard(found, "review_samplers", config.review.sampler.name, "select"):
             chosen = sampler.select(candidates, config.review.size, random.Random(context.seed))
+        expect_selection(found, config.review.sampler.name, chosen, candidates, config.review.size)
         store.enqueue(cycle_id, [candidate.output_id for candidate in chosen],
                       config.review.sampler.name, config.review.ratings_per_item)
         queued = len(chosen)
+        if config.review.pairwise:  # this cycle's answer against the previous cycle's
+            queued += queue_pairs(store, cycle_id, parent["id"] if parent else None,
+                                  config.review, singles_queued=len(chosen))
     timings["review"] = time.perf_counter() - started
     call_hook("outputs_stored", cycle=context, predictions=predictions)
 
     # -- promotion gate --------------------------------------------------------------------------
     from tuneloop.promotion import decide
 
-    promoted, reasons = decide(config, store, cycle_id, figures)
+    promoted, reasons = decide(config, store, cycle_id, figures, base=base_figures)
     store.add_model(cycle_id, result.model_dir, figures, "promoted" if promoted else "rejected",
                     reasons)
     store.update_cycle(cycle_id, status="done", finished_at=_now(), timings=timings)
@@ -344,22 +428,6 @@ def guard(found: Any, kind: str, name: str, method: str) -> Any:
     return blame(registry.entry(name).plugin, f'{registry.label} "{name}" {method}')
 
 
-def human_metrics(store: Store, cycle_id: int) -> dict[str, float]:
-    """What the experts thought of a cycle's outputs: approval rate and corrections per output."""
-    ratings = [rating for rating in store.current_ratings(unused_only=False, cycle_ids=[cycle_id])
-               if rating.verdict in ("approve", "reject")]
-    if not ratings:
-        return {}
-    approved = sum(rating.verdict == "approve" for rating in ratings)
-    corrected = sum(rating.corrected is not None for rating in ratings)
-    scores = [rating.score for rating in ratings if rating.score is not None]
-    figures = {"ratings": float(len(ratings)), "approval_rate": approved / len(ratings),
-               "corrections_per_output": corrected / len(ratings)}
-    if scores:
-        figures["mean_score"] = sum(scores) / len(scores)
-    return figures
-
-
 def examples_for_review(store: Store, examples: list[Example]) -> list[Example]:
     """Review-split examples no expert has judged yet (judged ones are already training data)."""
     judged = {row["input"] for row in store.query(
@@ -372,7 +440,12 @@ def stream_training_log(context: CycleContext, step: int, logs: dict[str, float]
     numeric = {name: float(value) for name, value in logs.items()
                if isinstance(value, (int, float)) and not isinstance(value, bool)}
     if context.store is not None and numeric:
-        context.store.add_metrics(context.cycle_id, "train", numeric, step=step)
+        # transformers logs validation figures as eval_<name>: store them under their split
+        for split, figures in (
+                ("train", {k: v for k, v in numeric.items() if not k.startswith("eval_")}),
+                ("validation", {k.removeprefix("eval_"): v for k, v in numeric.items()
+                                if k.startswith("eval_")})):
+            context.store.add_metrics(context.cycle_id, split, figures, step=step)
     call_hook("training_log", cycle=context, step=step, logs=numeric)
 
 
@@ -401,6 +474,38 @@ def component_record(config: ProjectConfig, found: Any) -> dict[str, Any]:
     add("trainers", config.trainer_ref)
     add("review_samplers", config.review.sampler)
     return record
+
+
+def train_as_worker(context: CycleContext, found: Any, prepared: PreparedData, trainer: Any,
+                    regularizers: list[Any], timings: dict[str, float]) -> CycleResult:
+    """A process other than the main one in a multi-process run: train its share, write nothing.
+
+    Evaluation, outputs, review queue and promotion are the main process's; this one returns
+    with status ``worker`` once training ends.
+    """
+    training_splits = {split: examples for split, examples in prepared.splits.items()
+                       if split != "test"}
+    started = time.perf_counter()
+    with guard(found, "trainers", context.config.trainer_ref.name, "train"):
+        result = trainer.train(context, training_splits, regularizers)
+    timings["train"] = time.perf_counter() - started
+    return CycleResult(context.cycle_id, "worker", result.model_dir, {}, False, [], 0, 0, timings)
+
+
+def record_training(store: Store, cycle_id: int, result: TrainResult) -> None:
+    """Add how training went to the cycle's stats: the regularizers' reports (what each did), the
+    share of padding among the tokens processed, the arguments that shaped training."""
+    import json
+
+    recorded = ("padding_fraction", "regularizers", "arguments", "resumed_from_step",
+                "train_examples", "left_out_undesirable")
+    training = {name: result.extra[name] for name in recorded if name in result.extra}
+    if not training:
+        return
+    row = store.cycle(cycle_id)
+    stats = json.loads(row["stats"]) if row and row.get("stats") else {}
+    stats["training"] = training
+    store.update_cycle(cycle_id, stats=stats)
 
 
 def record_failure(store: Store, cycle_id: int, error: BaseException,

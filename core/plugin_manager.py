@@ -2,9 +2,14 @@
 
 Built-in plugins are listed in ``DEFAULT_PLUGINS`` and registered exactly like third-party ones,
 which are found through the entry-point group ``tuneloop``. ``TUNELOOP_LOAD_PLUGINS`` restricts the
-installed plugins that load (comma-separated entry-point names; set but empty means none), so a
-broken plugin can always be switched off. Loading is lazy and idempotent: ``tuneloop --help`` never
-imports a plugin module.
+installed plugins that load (comma-separated entry-point names; set but empty means none), and
+``tuneloop --no-plugins`` (or ``TUNELOOP_NO_PLUGINS=1``) starts with the built-ins only, so a broken
+plugin can always be switched off and removed. Loading is lazy and idempotent: ``tuneloop --help``
+never imports a plugin module.
+
+Before an installed plugin is imported, the ``tuneloop`` requirement of its distribution is checked
+against the running tuneloop; after, its ``TUNELOOP_REQUIRES``. Either refusal names the plugin and
+says why, so an incompatible plugin never fails later with an obscure error from inside a hook.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "tuneloop.plugins.regularizers",
     "tuneloop.plugins.trainers",
     "tuneloop.plugins.metrics",
+    "tuneloop.plugins.lm_eval",
     "tuneloop.plugins.feedback",
     "tuneloop.plugins.samplers",
 )
@@ -42,20 +48,41 @@ pm.add_hookspecs(hookspecs)
 
 _lock = threading.Lock()
 _loaded = False
+_builtins_only = False  # set by ``tuneloop --no-plugins``
 
 
 @dataclass
 class PluginInfo:
-    """What ``tuneloop plugins list`` shows and what a cycle records about each plugin."""
+    """What ``tuneloop plugins list`` shows and what a cycle records about each plugin.
+
+    ``loaded`` is false for an installed plugin that ``TUNELOOP_LOAD_PLUGINS`` or ``--no-plugins``
+    left out: it is listed (so it can be found and removed) but has no hooks.
+    """
 
     name: str
     version: str
     builtin: bool
     hooks: list[str] = field(default_factory=list)
     distribution: str | None = None
+    loaded: bool = True
+    module: str | None = None
+    requires: str | None = None  # the plugin's TUNELOOP_REQUIRES
+
+
+@dataclass(frozen=True)
+class InstalledPlugin:
+    """An entry point in the group ``tuneloop``, read from package metadata without importing it."""
+
+    name: str
+    value: str
+    distribution: str | None
+    version: str | None
+    allowed: bool
 
 
 _distributions: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version)
+RECOVERY_HINT = ('to start without it run "tuneloop --no-plugins ...", to remove it '
+                 '"tuneloop --no-plugins plugins uninstall {name}"')
 
 
 def tuneloop_version() -> str:
@@ -65,12 +92,79 @@ def tuneloop_version() -> str:
         return "0+unknown"
 
 
+def builtins_only() -> bool:
+    """Whether installed plugins are switched off (``--no-plugins`` or ``TUNELOOP_NO_PLUGINS``)."""
+    flag = os.environ.get("TUNELOOP_NO_PLUGINS", "")
+    return _builtins_only or flag.strip().lower() not in ("", "0", "false", "no")
+
+
 def allowed_entry_points() -> set[str] | None:
     """Names in ``TUNELOOP_LOAD_PLUGINS``; ``None`` when unset (load every installed plugin)."""
+    if builtins_only():
+        return set()
     value = os.environ.get("TUNELOOP_LOAD_PLUGINS")
     if value is None:
         return None
     return {name.strip() for name in value.split(",") if name.strip()}
+
+
+def not_loaded_reason() -> str:
+    """Why an installed plugin is not loaded, in the words the user switched it off with."""
+    return "--no-plugins" if builtins_only() else "not in TUNELOOP_LOAD_PLUGINS"
+
+
+def use_builtins_only() -> None:
+    """Start with the built-in plugins only, even if installed ones are loaded already.
+
+    ``tuneloop --no-plugins`` calls this before anything loads, so a plugin that breaks at import
+    cannot stop the command that removes it.
+    """
+    global _builtins_only, _loaded
+    with _lock:
+        _builtins_only = True
+        for name in list(_distributions):
+            plugin = pm.get_plugin(name)
+            if plugin is not None:
+                pm.unregister(plugin)
+        _distributions.clear()
+        _loaded = False
+
+
+def installed_plugins() -> list[InstalledPlugin]:
+    """Every installed plugin, loaded or not, from package metadata alone (nothing is imported)."""
+    allowed = allowed_entry_points()
+    found = []
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = entry_point.dist
+        found.append(InstalledPlugin(
+            name=entry_point.name, value=entry_point.value,
+            distribution=dist.name if dist is not None else None,
+            version=dist.version if dist is not None else None,
+            allowed=allowed is None or entry_point.name in allowed))
+    return sorted(found, key=lambda plugin: plugin.name)
+
+
+def unloadable(name: str, message: str, hook: str | None = None) -> PluginError:
+    """A load-time error for an installed plugin, saying how to start without it."""
+    return PluginError(name, f"{message}; {RECOVERY_HINT.format(name=name)}", hook=hook)
+
+
+def with_recovery_hint(error: TuneloopError) -> TuneloopError:
+    """Add the way out to an error that an installed plugin raised while tuneloop started."""
+    if not isinstance(error, PluginError) or error.plugin not in _distributions:
+        return error
+    if RECOVERY_HINT.format(name=error.plugin) in str(error):
+        return error
+    hinted = unloadable(error.plugin, _reason(error), hook=error.hook)
+    hinted.__cause__ = error.__cause__
+    return hinted
+
+
+def _reason(error: PluginError) -> str:
+    """A plugin error's message without its ``plugin "name" [in hook h]: `` prefix."""
+    prefix = f'plugin "{error.plugin}"' + (f" in hook {error.hook}" if error.hook else "") + ": "
+    text = str(error)
+    return text[len(prefix):] if text.startswith(prefix) else text
 
 
 def load_plugins() -> pluggy.PluginManager:
@@ -95,18 +189,51 @@ def _load_entry_points() -> None:
             continue
         if pm.get_plugin(entry_point.name) is not None:
             continue
+        dist = entry_point.dist
         try:
-            plugin = entry_point.load()
-        except Exception as error:  # any import failure is the plugin's, and must not be silent
-            raise PluginError(
-                entry_point.name,
-                f"failed to import ({type(error).__name__}: {error}); "
-                f"set TUNELOOP_LOAD_PLUGINS to load only the plugins you need",
-            ) from error
-        check_compatibility(entry_point.name, plugin)
-        pm.register(plugin, name=entry_point.name)
-        if entry_point.dist is not None:
-            _distributions[entry_point.name] = (entry_point.dist.name, entry_point.dist.version)
+            if dist is not None:
+                check_distribution_requires(entry_point.name, dist)
+            try:
+                plugin = entry_point.load()
+            except Exception as error:  # any import failure is the plugin's, and must not be silent
+                raise PluginError(entry_point.name, f"failed to import ({type(error).__name__}: "
+                                                    f"{error})") from error
+            check_compatibility(entry_point.name, plugin)
+            try:
+                pm.register(plugin, name=entry_point.name)
+            except (ValueError, pluggy.PluginValidationError) as error:
+                raise PluginError(entry_point.name, str(error)) from error
+        except PluginError as error:
+            raise unloadable(entry_point.name, _reason(error)) from error
+        _distributions[entry_point.name] = ((dist.name, dist.version) if dist is not None
+                                            else (None, None))
+
+
+def check_distribution_requires(name: str, dist: importlib.metadata.Distribution) -> None:
+    """Refuse a plugin whose distribution requires a tuneloop other than this one.
+
+    pip checks this at install time, but not after tuneloop is upgraded or with ``--no-deps``;
+    checking before the import turns an API mismatch into a reason, not an ``ImportError``.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    version = tuneloop_version()
+    if version == "0+unknown":
+        return
+    for text in dist.requires or []:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            continue  # pip would not have installed it; not ours to judge
+        if canonicalize_name(requirement.name) != PROJECT_NAME:
+            continue
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        if not requirement.specifier.contains(version, prereleases=True):
+            raise PluginError(name, f"needs tuneloop {requirement.specifier} (distribution "
+                                    f"{dist.name} {dist.version} requires it), this is "
+                                    f"tuneloop {version}")
 
 
 def check_compatibility(name: str, plugin: Any) -> None:
@@ -131,6 +258,8 @@ def _check_pending() -> None:
         pm.check_pending()
     except pluggy.PluginValidationError as error:
         plugin_name = pm.get_name(error.plugin) or repr(error.plugin)
+        if plugin_name in _distributions:
+            raise unloadable(plugin_name, str(error)) from error
         raise PluginError(plugin_name, str(error)) from error
 
 
@@ -234,21 +363,46 @@ def plugin_infos() -> list[PluginInfo]:
         distribution, version = _distributions.get(name, (None, None))
         if version is None:
             version = tuneloop_version() if builtin else _module_version(plugin)
+        module = _module_of(plugin)
+        requires = getattr(plugin, "TUNELOOP_REQUIRES", None)
         infos.append(PluginInfo(name=name, version=version, builtin=builtin, hooks=hooks,
-                                distribution=distribution))
+                                distribution=distribution, module=module.__name__,
+                                requires=str(requires) if requires else None))
     return sorted(infos, key=lambda info: (not info.builtin, info.name))
 
 
+def plugin_listing() -> list[PluginInfo]:
+    """The loaded plugins, then the installed ones that were left out (marked ``loaded=False``).
+
+    A plugin switched off with ``TUNELOOP_LOAD_PLUGINS`` or ``--no-plugins`` still appears, read
+    from its package metadata without importing it, so a broken plugin can be found and removed.
+    """
+    infos = plugin_infos()
+    loaded = {info.name for info in infos}
+    for plugin in installed_plugins():
+        if plugin.name not in loaded:
+            infos.append(PluginInfo(name=plugin.name, version=plugin.version or "unknown",
+                                    builtin=False, distribution=plugin.distribution,
+                                    loaded=False, module=plugin.value.split(":")[0]))
+    return infos
+
+
+def _module_of(plugin: Any) -> ModuleType:
+    if isinstance(plugin, ModuleType):
+        return plugin
+    owner = plugin if isinstance(plugin, type) else type(plugin)
+    return importlib.import_module(owner.__module__)
+
+
 def _module_version(plugin: Any) -> str:
-    module = plugin if isinstance(plugin, ModuleType) else importlib.import_module(
-        type(plugin).__module__)
-    return str(getattr(module, "__version__", "unversioned"))
+    return str(getattr(_module_of(plugin), "__version__", "unversioned"))
 
 
 def reset_for_tests() -> None:
     """Forget installed plugins so the next ``load_plugins()`` reads the environment again."""
-    global _loaded
+    global _loaded, _builtins_only
     with _lock:
+        _builtins_only = False
         for name, plugin in list(pm.list_name_plugin()):
             if name not in DEFAULT_PLUGINS and plugin is not None:
                 pm.unregister(plugin)

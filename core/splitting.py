@@ -36,6 +36,15 @@ each has a reason.
    exactly as whole keys allow (each split within one key of its share); on later cycles new keys
    fill whichever split has fallen behind, so the proportions hold as data grows.
 
+5. **By column** (``data.split.by: column``): the data names each example's split (a column
+   mapped as ``fields.split``, or a source's ``split``), as in datasets that ship their official
+   train/validation/test. Every example must then be pinned; rules 1-3 still hold, so an input
+   that the data puts in both train and test goes to test (the conflict is reported), and known
+   keys still never move.
+
+Grouping (rule 1) is how grouped splits are asked for: map a column to ``fields.group`` (a
+document, a customer, a conversation) and all its examples share one side.
+
 The comparison is done in integers (fractions are read as the decimals they were written as), so
 ``0.1 * 10`` ties with ``1`` exactly and the documented tie order holds.
 
@@ -120,6 +129,7 @@ def _order(example: Example) -> tuple[Any, ...]:
 
 def assign_splits(examples: Iterable[Example], fractions: Mapping[str, float], seed: int,
                   known: Mapping[str, str], *, on_conflict: Conflict | None = None,
+                  by_column: bool = False, copy: bool = True,
                   ) -> tuple[dict[str, list[Example]], dict[str, str]]:
     """Split ``examples``; return them by split and the new assignments to persist.
 
@@ -130,10 +140,15 @@ def assign_splits(examples: Iterable[Example], fractions: Mapping[str, float], s
     :param known: ``split_key -> split`` persisted by earlier cycles; these keys never move.
     :param on_conflict: called as ``(example, pinned, assigned)`` when a pin is overridden so that
         no input sits on both sides of an evaluation split; by default a warning is logged.
-    :returns: ``(splits, new)``: every split name mapped to its examples (copies, with ``split``
-        set; the inputs are not changed), and ``split_key -> split`` for every key not in
+    :param by_column: every example must come pinned (its split named in the data, rule 5); one
+        that is not is a DataError naming its file and line.
+    :param copy: return copies (the default) or set ``split`` on the given examples themselves,
+        when the caller owns them and a million copies would cost memory.
+    :returns: ``(splits, new)``: every split name mapped to its examples (copies with ``split``
+        set, unless ``copy`` is false), and ``split_key -> split`` for every key not in
         ``known``, pinned ones included.
-    :raises DataError: an example pinned to a split that does not exist.
+    :raises DataError: an example pinned to a split that does not exist, or (``by_column``) an
+        example with no split.
     """
     weights = _integer_weights(fractions)
     total_weight = sum(weights.values())
@@ -149,6 +164,11 @@ def assign_splits(examples: Iterable[Example], fractions: Mapping[str, float], s
         if example.split is not None and example.split not in SPLITS:
             raise DataError(example.source or "data", f'split "{example.split}" is not one of '
                                                       f'{", ".join(SPLITS)}')
+        if by_column and example.split is None:
+            from tuneloop.data_checks import example_error
+
+            raise example_error(example, "no split: data.split.by is column, so every example "
+                                         "needs one (map fields.split, or set the source's split)")
         by_key[example.split_key].append(example)
 
     # 2. Each key's split: known, else pinned, else pending stratified assignment.
@@ -195,7 +215,11 @@ def assign_splits(examples: Iterable[Example], fractions: Mapping[str, float], s
                     placed = pinned
                 else:
                     report(example, pinned, target)
-            splits[placed].append(dataclasses.replace(example, split=placed))
+            if copy:
+                example = dataclasses.replace(example, split=placed)
+            else:
+                example.split = placed
+            splits[placed].append(example)
     return splits, new
 
 

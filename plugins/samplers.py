@@ -1,24 +1,63 @@
-"""Built-in review samplers: least confident first, or a seeded random sample.
+"""Built-in review samplers: which of a cycle's outputs experts should see first.
 
-Expert time is the scarcest resource in the loop. ``least_confident`` spends it where the model is
-most likely wrong, so each rating is most likely to become a correction (uncertainty sampling).
-``random`` gives an unbiased sample, which is what an honest estimate of human-judged quality
-needs: a queue of only hard cases makes the model look worse than it is.
+Expert time is the scarcest resource in the loop, and each sampler spends it on a different bet:
+
+- ``least_confident``, ``margin`` and ``entropy`` (uncertainty sampling) show the outputs the model
+  is least sure of, where a rating most likely becomes a correction. Least confident looks at the
+  top probability only, margin at the gap between the top two labels (the model hesitating
+  between two intents), entropy at the whole distribution (the model lost among many).
+- ``disagreement`` shows inputs on which this cycle and the previous one answer differently: one
+  of the two is wrong, and an expert's judgement says which training changed for the worse.
+- ``stratified`` takes its picks evenly across predicted labels, so a rare intent is reviewed as
+  often as a common one and no label's errors go unseen.
+- ``random`` gives an unbiased sample: the only one that estimates human-judged quality honestly
+  (a queue of hard cases makes the model look worse than it is).
+- ``mix`` combines any of them in set shares, e.g. mostly uncertain items plus a random tenth to
+  keep the quality estimate honest.
+
+Every sampler is deterministic: ties break by output id, and randomness comes from the ``rng`` the
+cycle seeds, so the same cycle always queues the same items in the same order.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import random
+from collections import defaultdict
+from typing import Callable, Literal
 
-from tuneloop import ReviewCandidate, ReviewSampler, hookimpl
+from pydantic import Field, field_validator
+
+from tuneloop import Options, ReviewCandidate, ReviewSampler, TuneloopError, hookimpl
 
 
-def _confidence(candidate: ReviewCandidate) -> float | None:
-    value = candidate.confidence
+def _number(value: float | None) -> float | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return float(value)
+
+
+def _ranked(candidates: list[ReviewCandidate], k: int,
+            urgency: Callable[[ReviewCandidate], float | None]) -> list[ReviewCandidate]:
+    """The ``k`` candidates with the highest urgency; those without one come last; ties by id."""
+    if k <= 0:
+        return []
+
+    def order(candidate: ReviewCandidate) -> tuple[bool, float, int]:
+        value = _number(urgency(candidate))
+        return (value is None, -value if value is not None else 0.0, candidate.output_id)
+
+    return sorted(candidates, key=order)[:k]
+
+
+def _probabilities(candidate: ReviewCandidate) -> list[float] | None:
+    if not candidate.scores:
+        return None
+    values = [_number(value) for value in candidate.scores.values()]
+    if any(value is None for value in values):
+        return None
+    return sorted((value for value in values if value is not None), reverse=True)
 
 
 class LeastConfident(ReviewSampler):
@@ -29,15 +68,128 @@ class LeastConfident(ReviewSampler):
 
     def select(self, candidates: list[ReviewCandidate], k: int,
                rng: random.Random) -> list[ReviewCandidate]:
-        if k <= 0:
+        return _ranked(candidates, k, lambda c: None if _number(c.confidence) is None
+                       else -float(c.confidence))  # type: ignore[arg-type]
+
+
+class Margin(ReviewSampler):
+    """Smallest gap between the two most likely labels first (the model torn between two).
+
+    Outputs without label probabilities come last.
+    """
+
+    name = "margin"
+    tasks = ("classification",)
+
+    def select(self, candidates: list[ReviewCandidate], k: int,
+               rng: random.Random) -> list[ReviewCandidate]:
+        def urgency(candidate: ReviewCandidate) -> float | None:
+            top = _probabilities(candidate)
+            if top is None:
+                return None
+            return -(top[0] - (top[1] if len(top) > 1 else 0.0))
+
+        return _ranked(candidates, k, urgency)
+
+
+class Entropy(ReviewSampler):
+    """Highest entropy of the label distribution first (the model unsure across many labels).
+
+    Outputs without label probabilities come last.
+    """
+
+    name = "entropy"
+    tasks = ("classification",)
+
+    def select(self, candidates: list[ReviewCandidate], k: int,
+               rng: random.Random) -> list[ReviewCandidate]:
+        def urgency(candidate: ReviewCandidate) -> float | None:
+            probabilities = _probabilities(candidate)
+            if probabilities is None:
+                return None
+            total = sum(probabilities) or 1.0
+            return -sum(p / total * math.log(p / total) for p in probabilities if p > 0)
+
+        return _ranked(candidates, k, urgency)
+
+
+class Disagreement(ReviewSampler):
+    """Inputs where this cycle's answer differs from the previous cycle's first.
+
+    The difference is 1 when the answers differ (a different label, or a different text), plus, to
+    order the rest, how far apart the two label distributions are (total variation distance) or
+    how different the two texts are (1 - difflib similarity), halved. Inputs the previous cycle
+    did not answer come last, least confident first.
+    """
+
+    name = "disagreement"
+
+    def select(self, candidates: list[ReviewCandidate], k: int,
+               rng: random.Random) -> list[ReviewCandidate]:
+        with_previous = [c for c in candidates if c.previous_output is not None]
+        chosen = _ranked(with_previous, k, self.difference)
+        if len(chosen) < k:
+            rest = [c for c in candidates if c.previous_output is None]
+            chosen += LeastConfident().select(rest, k - len(chosen), rng)
+        return chosen
+
+    @staticmethod
+    def difference(candidate: ReviewCandidate) -> float:
+        changed = 1.0 if candidate.output != candidate.previous_output else 0.0
+        if candidate.scores and candidate.previous_scores:
+            labels = set(candidate.scores) | set(candidate.previous_scores)
+            spread = 0.5 * sum(abs((candidate.scores.get(label) or 0.0)
+                                   - (candidate.previous_scores.get(label) or 0.0))
+                               for label in labels)
+        else:
+            spread = 1.0 - difflib.SequenceMatcher(
+                None, candidate.output, candidate.previous_output or "").ratio()
+        return changed + 0.5 * min(max(spread, 0.0), 1.0)
+
+
+class StratifiedOptions(Options):
+    """``within``: how each label's outputs are ordered; ``allocation``: ``equal`` takes the same
+    number from every predicted label (rare labels get as much attention as common ones),
+    ``proportional`` takes from each label in proportion to how often it is predicted."""
+
+    within: Literal["least_confident", "random"] = "least_confident"
+    allocation: Literal["equal", "proportional"] = "equal"
+
+
+class Stratified(ReviewSampler):
+    """Picks spread across predicted labels, taken in turns (one label after another), so the
+    queue mixes labels from its first item on."""
+
+    name = "stratified"
+    tasks = ("classification",)
+    Options = StratifiedOptions
+    options: StratifiedOptions
+
+    def select(self, candidates: list[ReviewCandidate], k: int,
+               rng: random.Random) -> list[ReviewCandidate]:
+        if k <= 0 or not candidates:
             return []
-
-        def order(candidate: ReviewCandidate) -> tuple[bool, float, int]:
-            confidence = _confidence(candidate)
-            return (confidence is None, confidence if confidence is not None else 0.0,
-                    candidate.output_id)
-
-        return sorted(candidates, key=order)[:k]
+        by_label: dict[str, list[ReviewCandidate]] = defaultdict(list)
+        for candidate in sorted(candidates, key=lambda c: c.output_id):
+            by_label[candidate.output].append(candidate)
+        inner: ReviewSampler = (LeastConfident() if self.options.within == "least_confident"
+                                else RandomSample())
+        ordered = {label: inner.select(members, len(members), rng)
+                   for label, members in sorted(by_label.items())}
+        if self.options.allocation == "equal":
+            quota = {label: len(members) for label, members in ordered.items()}
+        else:
+            quota = _shares({label: len(members) for label, members in ordered.items()},
+                            min(k, len(candidates)))
+        chosen: list[ReviewCandidate] = []
+        turn = 0
+        while len(chosen) < k and any(turn < quota[label] and turn < len(members)
+                                      for label, members in ordered.items()):
+            for label, members in ordered.items():
+                if turn < quota[label] and turn < len(members) and len(chosen) < k:
+                    chosen.append(members[turn])
+            turn += 1
+        return chosen
 
 
 class RandomSample(ReviewSampler):
@@ -55,8 +207,93 @@ class RandomSample(ReviewSampler):
         return rng.sample(ordered, min(k, len(ordered)))
 
 
+class MixOptions(Options):
+    """``samplers``: sampler name → share of the queue, e.g. ``{least_confident: 0.8, random:
+    0.2}`` (shares are normalised; each sampler runs with its default options)."""
+
+    samplers: dict[str, float] = Field(default_factory=lambda: {"least_confident": 0.8,
+                                                                "random": 0.2})
+
+    @field_validator("samplers")
+    @classmethod
+    def _known_positive_shares(cls, samplers: dict[str, float]) -> dict[str, float]:
+        from tuneloop import registries
+
+        if not samplers:
+            raise ValueError("name at least one sampler")
+        known = registries.build().review_samplers
+        for name, share in samplers.items():
+            if name == "mix":
+                raise ValueError("a mix cannot contain another mix")
+            if name not in known:
+                try:
+                    known.get(name)  # raises, naming the closest and the known ones
+                except TuneloopError as error:
+                    raise ValueError(str(error)) from None
+            if not share > 0 or math.isinf(share):
+                raise ValueError(f'the share of "{name}" must be a number above 0')
+        return samplers
+
+
+class Mix(ReviewSampler):
+    """Several samplers in set shares of the queue, interleaved in proportion.
+
+    Each sampler picks its share from the outputs the samplers before it left; a sampler that
+    cannot fill its share (``disagreement`` in a first cycle) leaves the rest to the others.
+    """
+
+    name = "mix"
+    Options = MixOptions
+    options: MixOptions
+
+    def select(self, candidates: list[ReviewCandidate], k: int,
+               rng: random.Random) -> list[ReviewCandidate]:
+        from tuneloop import registries
+
+        k = min(k, len(candidates))
+        if k <= 0:
+            return []
+        found = registries.build().review_samplers
+        samplers = {name: found.get(name)() for name in self.options.samplers}
+        quotas = _shares(self.options.samplers, k)
+        picks: dict[str, list[ReviewCandidate]] = {name: [] for name in samplers}
+        taken: set[int] = set()
+        shortfall = 0
+        for name, sampler in samplers.items():
+            remaining = [c for c in candidates if c.output_id not in taken]
+            picked = sampler.select(remaining, quotas[name], rng)[:quotas[name]]
+            picks[name] = [c for c in picked if c.output_id not in taken]
+            taken.update(c.output_id for c in picks[name])
+            shortfall += quotas[name] - len(picks[name])
+        for name, sampler in samplers.items():  # fill what a sampler could not
+            if shortfall <= 0:
+                break
+            remaining = [c for c in candidates if c.output_id not in taken]
+            extra = [c for c in sampler.select(remaining, shortfall, rng)[:shortfall]
+                     if c.output_id not in taken]
+            picks[name] += extra
+            taken.update(c.output_id for c in extra)
+            shortfall -= len(extra)
+        # Interleave: the j-th pick of a sampler with n picks sits at (j + 0.5) / n of the queue.
+        order = sorted(((number + 0.5) / len(chosen), rank, number, candidate)
+                       for rank, chosen in enumerate(picks.values())
+                       for number, candidate in enumerate(chosen))
+        return [candidate for *_, candidate in order]
+
+
+def _shares(weights: dict[str, float], total: int) -> dict[str, int]:
+    """Split ``total`` in proportion to ``weights`` (largest remainder; ties in given order)."""
+    whole = sum(weights.values())
+    exact = {name: total * weight / whole for name, weight in weights.items()}
+    result = {name: int(value) for name, value in exact.items()}
+    left = total - sum(result.values())
+    for name in sorted(exact, key=lambda n: -(exact[n] - result[n]))[:left]:
+        result[name] += 1
+    return result
+
+
 @hookimpl
 def register_review_samplers(register):
     """The built-in review samplers."""
-    register(LeastConfident)
-    register(RandomSample)
+    for sampler in (LeastConfident, Margin, Entropy, Disagreement, Stratified, RandomSample, Mix):
+        register(sampler)

@@ -1,39 +1,32 @@
-"""The review app: experts log in and rate model outputs, one item per screen.
+"""The review app: experts log in and rate model outputs; admins also see how the review goes.
 
 Start it with ``tuneloop review`` or ``streamlit run app.py -- --db PATH`` (or set
 ``TUNELOOP_DB``). ``--idle-hours`` (or ``TUNELOOP_IDLE_HOURS``) sets the idle session timeout.
 
-Who is logged in lives only in ``st.session_state`` (server-side, per browser connection), and
-``current_reviewer`` re-reads the account on every run, so a disabled or locked account is
-logged out at once. A logged-out visitor sees the login form and nothing else.
+Who is logged in lives only in ``st.session_state`` (server-side, per browser connection). A
+logged-out visitor sees the login form and nothing else; a logged-in one gets the pages of their
+role (experts: Rate; admins: also Dashboard, History and Reviewers). The navigation only decides
+what is offered: every page checks the role again itself, and re-reads the account on every run,
+so a disabled or locked account is logged out at once.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-from datetime import timedelta
 from pathlib import Path
 
 import streamlit as st
 
-from tuneloop.auth import DEFAULT_IDLE_TIMEOUT, current_reviewer
+from tuneloop.auth import current_reviewer
 from tuneloop.errors import AuthError
-from tuneloop.review_app import login, rating
+from tuneloop.review_app import login
+from tuneloop.review_app.context import log_out, settings  # noqa: F401  (settings: public API)
 from tuneloop.store import Store
 
-
-def settings(argv: list[str]) -> tuple[Path | None, timedelta]:
-    """The database path and idle timeout: command line (after ``--``) first, then env."""
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    parser.add_argument("--db")
-    parser.add_argument("--idle-hours", type=float)
-    args, _ = parser.parse_known_args(argv)
-    db = args.db or os.environ.get("TUNELOOP_DB")
-    hours = args.idle_hours or float(os.environ.get("TUNELOOP_IDLE_HOURS") or 0)
-    idle = timedelta(hours=hours) if hours > 0 else DEFAULT_IDLE_TIMEOUT
-    return (Path(db) if db else None), idle
+HERE = Path(__file__).resolve().parent
+EXPERT_PAGES = (("rating.py", "Rate", "rate"),)
+ADMIN_PAGES = (("dashboard.py", "Dashboard", "dashboard"),
+               ("history.py", "Rating history", "history"),
+               ("accounts.py", "Reviewers", "reviewers"))
 
 
 @st.cache_resource(show_spinner=False)
@@ -46,7 +39,7 @@ def migrate_once(path: str) -> bool:
 
 def main() -> None:
     st.set_page_config(page_title="tuneloop review")
-    db_path, idle_timeout = settings(sys.argv[1:])
+    db_path, idle_timeout = settings()
     if db_path is None:
         st.error("No database given: start the app with `-- --db PATH` or set TUNELOOP_DB.")
         st.stop()
@@ -57,19 +50,23 @@ def main() -> None:
     migrate_once(str(db_path.resolve()))
     with Store(db_path, migrate=False) as store:
         session = st.session_state.get("session")
+        if session is None and login.sign_on(store, idle_timeout):
+            return  # unreachable: a new session reruns the app
         if session is None:
             login.render(store, idle_timeout)
             return
         try:
             reviewer = current_reviewer(store, session)
         except AuthError as error:
-            login.logout(notice=str(error))
+            log_out(notice=str(error))
             return
-        with st.sidebar:
-            st.text(f"Logged in as {reviewer['name']} ({reviewer['role']})")
-            if st.button("Log out", key="logout"):
-                login.logout(notice="You have logged out.")
-        rating.render(store, session, reviewer)
+    with st.sidebar:
+        st.text(f"Logged in as {reviewer['name']} ({reviewer['role']})")
+        login.logout_button()
+    offered = EXPERT_PAGES + (ADMIN_PAGES if reviewer["role"] == "admin" else ())
+    pages = [st.Page(HERE / file, title=title, url_path=url, default=url == "rate")
+             for file, title, url in offered]
+    st.navigation(pages).run()
 
 
 if __name__ == "__main__":  # streamlit runs the script as __main__; importing it runs nothing

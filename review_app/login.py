@@ -1,13 +1,16 @@
-"""The login form and logout: the only screen a logged-out visitor sees."""
+"""The login screen, the only one a logged-out visitor sees: a password form and, where the app
+was started with an identity provider, single sign-on buttons."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import streamlit as st
 
 from tuneloop import auth
 from tuneloop.errors import AuthError
+from tuneloop.review_app.context import log_out
 from tuneloop.store import Store
 
 
@@ -22,6 +25,15 @@ def render(store: Store, idle_timeout: timedelta) -> None:
         password = st.text_input("Password", type="password", autocomplete="current-password",
                                  key="login-password")
         submitted = st.form_submit_button("Log in", type="primary", key="login")
+    providers = sso_providers()
+    if providers is not None:
+        for provider in providers or [None]:
+            label = "Log in with single sign-on" + (f" ({provider})" if provider else "")
+            if st.button(label, key=f"sso-{provider or 'default'}"):
+                if provider:
+                    st.login(provider)
+                else:
+                    st.login()
     if not submitted:
         return
     try:
@@ -29,14 +41,51 @@ def render(store: Store, idle_timeout: timedelta) -> None:
     except AuthError as error:
         st.error(str(error))  # one fixed message: it never echoes what was typed
         return
-    st.session_state.clear()  # nothing from before the login (another user's queue position)
+    start(session)
+
+
+def start(session: auth.Session) -> None:
+    """Begin a fresh browser session for this reviewer: nothing from before the login (another
+    user's queue position, a notice) survives."""
+    st.session_state.clear()
     st.session_state["session"] = session
     st.rerun()
 
 
-def logout(notice: str | None = None) -> None:
-    """Forget everything this browser session held, then show the login form (with a notice)."""
-    st.session_state.clear()
-    if notice:
-        st.session_state["notice"] = notice
-    st.rerun()
+def sso_providers() -> list[str] | None:
+    """The identity providers configured in the secrets' ``[auth]`` section (``[]``: the one
+    given directly under ``[auth]``), or ``None`` when single sign-on is not configured."""
+    try:
+        section: Any = st.secrets["auth"] if "auth" in st.secrets else None
+    except Exception:  # no secrets file at all
+        return None
+    if section is None:
+        return None
+    return sorted(key for key, value in dict(section).items() if hasattr(value, "keys"))
+
+
+def sign_on(store: Store, idle_timeout: timedelta) -> bool:
+    """Turn a single-sign-on identity (``st.user``) into a session for its linked account.
+
+    Returns whether a session was opened. An identity with no account, or a disabled one, sees
+    why and a button to leave the identity provider's login (or it would be stuck here).
+    """
+    if sso_providers() is None or not st.user.get("is_logged_in"):
+        return False
+    try:
+        session = auth.sso_login(store, st.user.get("email"),
+                                 email_verified=st.user.get("email_verified"),
+                                 idle_timeout=idle_timeout)
+    except AuthError as error:
+        st.title("tuneloop review")
+        st.error(str(error))
+        if st.button("Log out of single sign-on", key="sso-logout"):
+            st.logout()
+        st.stop()
+    start(session)
+    return True
+
+
+def logout_button() -> None:
+    if st.button("Log out", key="logout"):
+        log_out(notice="You have logged out.")

@@ -1,45 +1,230 @@
-"""Reads the review app needs that ``Store`` does not offer (yet).
+"""Every read and write the rating screen makes, each checked against the logged-in reviewer.
 
-Each is a thin function over ``store.query``/``store.one``, so the app still reaches the database
-only through the store; they are candidates to move into ``Store`` as methods.
+The pages never query ratings themselves: they call these functions with ``viewer``, the reviewer
+row ``context.viewer`` re-read from the database for this run, and these decide what that
+reviewer may see and do:
+
+- anyone logged in may open a queued item (inputs and outputs are not secret between experts);
+- a reviewer always sees their own ratings; another expert's only when the item's cycle is not in
+  blind mode (``review.blind``, on by default) or the viewer is an admin;
+- a rating is always written as the viewer, superseding only the viewer's own earlier rating: no
+  function takes a reviewer id, so no expert can change another's rating in any mode;
+- a rating must be for an item in the queue, with a label from the item's label set;
+- rating histories (every superseded version) are for admins.
+
+A refusal raises ``Forbidden``; the tests call these functions directly, across reviewers.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any
 
+from tuneloop.errors import AuthError
 from tuneloop.store import CURRENT_RATINGS, Store
 
-
-def review_item(store: Store, output_id: int) -> dict[str, Any] | None:
-    """One stored output with what the rating screen needs from its cycle (task, config)."""
-    return store.one(
-        "SELECT o.*, c.task, c.config AS cycle_config FROM outputs o "
-        "JOIN cycles c ON c.id = o.cycle_id WHERE o.id = ?", [output_id])
+VERDICTS = ("approve", "reject", "skip", "unclear")
 
 
-def label_set(store: Store, cycle_id: int, config_json: str | None = None) -> list[str]:
+class Forbidden(AuthError):
+    """The logged-in reviewer may not read or write this."""
+
+
+def is_admin(viewer: dict[str, Any]) -> bool:
+    return viewer.get("role") == "admin"
+
+
+def require_admin(viewer: dict[str, Any], what: str) -> None:
+    if not is_admin(viewer):
+        raise Forbidden(f"only admins may see {what}")
+
+
+# ---- items -----------------------------------------------------------------------------------
+
+
+def cycle_config(store: Store, cycle_id: int) -> dict[str, Any]:
+    row = store.one("SELECT config FROM cycles WHERE id = ?", [cycle_id])
+    try:
+        return json.loads(row["config"]) if row and row["config"] else {}
+    except ValueError:
+        return {}
+
+
+def is_blind(config: dict[str, Any]) -> bool:
+    """Blind unless the cycle's config says ``review.blind: false``."""
+    return (config.get("review") or {}).get("blind", True) is not False
+
+
+def next_item(store: Store, viewer: dict[str, Any], skip_queue_ids: list[int] = ()
+              ) -> dict[str, Any] | None:
+    """The next queued item for this reviewer (see ``Store.next_queue_item``), ready to show."""
+    row = store.next_queue_item(viewer["id"], skip_queue_ids=skip_queue_ids)
+    return None if row is None else item(store, viewer, row["queue_id"])
+
+
+def item(store: Store, viewer: dict[str, Any], queue_id: int) -> dict[str, Any]:
+    """One queued item as the rating screen shows it.
+
+    A pair's two outputs are ``left`` and ``right``, in an order shuffled per reviewer and item
+    (stable across reruns) and without the cycles they came from, so position and model name
+    cannot sway the choice.
+    """
+    row = store.one(
+        "SELECT q.id AS queue_id, q.output_id, q.pair_output_id, q.cycle_id, q.ratings_needed, "
+        "q.status, o.input, o.output, o.confidence, c.task FROM review_queue q "
+        "JOIN outputs o ON o.id = q.output_id JOIN cycles c ON c.id = q.cycle_id "
+        "WHERE q.id = ?", [queue_id])
+    if row is None:
+        raise Forbidden(f"no queued item {queue_id}")
+    config = cycle_config(store, row["cycle_id"])
+    row["blind"] = is_blind(config)
+    row["labels"] = label_set(store, row["cycle_id"], config) \
+        if row["task"] == "classification" else None
+    row["left"] = row["right"] = None
+    if row["pair_output_id"] is not None:
+        pair = store.one("SELECT id, output FROM outputs WHERE id = ?", [row["pair_output_id"]])
+        sides = [{"output_id": row["output_id"], "output": row["output"]},
+                 {"output_id": pair["id"], "output": pair["output"]}] if pair else []
+        if zlib.crc32(f"{viewer['id']}:{queue_id}".encode()) & 1:
+            sides.reverse()
+        row["left"], row["right"] = sides if sides else (None, None)
+    return row
+
+
+_label_sets: dict[tuple[str, int], list[str]] = {}
+
+
+def label_set(store: Store, cycle_id: int, config: dict[str, Any]) -> list[str]:
     """The labels an expert may choose from for a classification cycle.
 
     The config's ``data.labels`` where it has them, plus every label the cycle's outputs use as
-    reference or prediction, so a label that only the data knows is still offered.
+    reference or prediction, so a label that only the data knows is still offered. Remembered per
+    cycle: a cycle's outputs are all stored before any of them is queued, so the set is final by
+    the time anyone rates, and a page need not scan the cycle's outputs on every click.
     """
-    labels: set[str] = set()
-    if config_json:
-        try:
-            configured = (json.loads(config_json).get("data") or {}).get("labels") or []
-        except (ValueError, AttributeError):
-            configured = []
-        labels.update(str(label) for label in configured)
+    key = (str(store.path.resolve()), cycle_id)
+    if key not in _label_sets:
+        if len(_label_sets) > 256:
+            _label_sets.clear()
+        _label_sets[key] = _labels_now(store, cycle_id, config)
+    return list(_label_sets[key])
+
+
+def _labels_now(store: Store, cycle_id: int, config: dict[str, Any]) -> list[str]:
+    labels = {str(label) for label in ((config.get("data") or {}).get("labels") or [])}
     for row in store.query(
-            "SELECT reference AS label FROM outputs WHERE cycle_id = ? AND reference IS NOT NULL "
-            "UNION SELECT output FROM outputs WHERE cycle_id = ?", [cycle_id, cycle_id]):
+            "SELECT DISTINCT reference AS label FROM outputs WHERE cycle_id = ? AND reference "
+            "IS NOT NULL UNION SELECT DISTINCT output FROM outputs WHERE cycle_id = ?",
+            [cycle_id, cycle_id]):
         labels.add(row["label"])
     return sorted(labels)
 
 
-def current_rating(store: Store, reviewer_id: int, output_id: int) -> dict[str, Any] | None:
-    """This reviewer's current (not superseded) rating of the output, if any."""
-    return store.one(CURRENT_RATINGS + " AND r.output_id = ? AND r.reviewer_id = ?",
-                     [output_id, reviewer_id])
+# ---- reading ratings -------------------------------------------------------------------------
+
+
+def my_rating(store: Store, viewer: dict[str, Any], item: dict[str, Any]
+              ) -> dict[str, Any] | None:
+    """The viewer's own current rating of the item (of the pair, for a pair item)."""
+    return store.one(CURRENT_RATINGS + " AND r.reviewer_id = ? AND r.output_id = ? "
+                     "AND r.pair_output_id IS ?",
+                     [viewer["id"], item["output_id"], item["pair_output_id"]])
+
+
+def others_ratings(store: Store, viewer: dict[str, Any], item: dict[str, Any]
+                   ) -> list[dict[str, Any]]:
+    """Other reviewers' current ratings of the item; refused in blind mode (admins excepted)."""
+    if item["blind"] and not is_admin(viewer):
+        raise Forbidden("this project reviews blind: other experts' ratings are hidden")
+    return store.query(
+        f"SELECT c.*, v.name AS reviewer FROM ({CURRENT_RATINGS}) c "
+        "JOIN reviewers v ON v.id = c.reviewer_id WHERE c.output_id = ? "
+        "AND c.pair_output_id IS ? AND c.reviewer_id != ? ORDER BY c.id",
+        [item["output_id"], item["pair_output_id"], viewer["id"]])
+
+
+def rating(store: Store, viewer: dict[str, Any], rating_id: int) -> dict[str, Any]:
+    """One rating by id: the viewer's own, or another's where ``others_ratings`` would show it."""
+    row = store.one("SELECT r.*, o.cycle_id FROM ratings r JOIN outputs o ON o.id = r.output_id "
+                    "WHERE r.id = ?", [rating_id])
+    if row is None:
+        raise Forbidden(f"no rating {rating_id}")
+    if row["reviewer_id"] != viewer["id"] and not is_admin(viewer) \
+            and is_blind(cycle_config(store, row["cycle_id"])):
+        raise Forbidden("this project reviews blind: other experts' ratings are hidden")
+    return row
+
+
+def history(store: Store, viewer: dict[str, Any], output_id: int) -> list[dict[str, Any]]:
+    """Every version of every rating of an output (superseded ones too); admins only."""
+    require_admin(viewer, "rating histories")
+    return store.query(
+        "SELECT r.id, r.created_at, v.name AS reviewer, r.verdict, r.score, r.corrected, "
+        "r.comment, r.pair_output_id, r.preferred_output_id, r.pair_score, r.supersedes_id, "
+        "NOT EXISTS (SELECT 1 FROM ratings later WHERE later.supersedes_id = r.id) AS current "
+        "FROM ratings r JOIN reviewers v ON v.id = r.reviewer_id "
+        "WHERE r.output_id = ? OR r.pair_output_id = ? ORDER BY r.id", [output_id, output_id])
+
+
+# ---- writing a rating ------------------------------------------------------------------------
+
+
+def save_rating(store: Store, viewer: dict[str, Any], queue_id: int, *, verdict: str,
+                score: int | None = None, corrected: str | None = None,
+                comment: str | None = None, preferred: str | None = None,
+                left_score: int | None = None, right_score: int | None = None) -> int:
+    """Save the viewer's rating of a queued item; returns the new rating's id.
+
+    For a pair item, ``preferred`` is ``"left"``, ``"right"`` or ``None``, and the scores are
+    given by side; they are stored against the outputs the sides showed. The store appends the
+    rating and supersedes the viewer's own earlier rating of the item, if any.
+    """
+    shown = item(store, viewer, queue_id)
+    if verdict not in VERDICTS:
+        raise Forbidden(f"unknown verdict {verdict!r}")
+    for value in (score, left_score, right_score):
+        if value is not None and value not in (1, 2, 3, 4, 5):
+            raise Forbidden("scores run from 1 to 5")
+    comment = comment.strip()[:2000] if comment and comment.strip() else None
+    if shown["pair_output_id"] is None:
+        if preferred is not None or left_score is not None or right_score is not None:
+            raise Forbidden("a single item has no sides")
+        if corrected is not None and verdict in ("skip", "unclear"):
+            corrected = None
+        if corrected is not None and shown["labels"] is not None \
+                and corrected not in shown["labels"]:
+            raise Forbidden(f"{corrected!r} is not one of this cycle's labels")
+        return store.add_rating(reviewer_id=viewer["id"], output_id=shown["output_id"],
+                                verdict=verdict, score=score, corrected=corrected,
+                                comment=comment)
+    if corrected is not None or score is not None:
+        raise Forbidden("a pair item is scored by side and has no correction")
+    if preferred not in (None, "left", "right"):
+        raise Forbidden(f"preferred must be left, right or nothing, not {preferred!r}")
+    if preferred is not None and verdict in ("skip", "unclear"):
+        raise Forbidden(f"a {verdict} prefers neither side")
+    sides = {"left": shown["left"], "right": shown["right"]}
+    scores = {sides["left"]["output_id"]: left_score, sides["right"]["output_id"]: right_score}
+    return store.add_rating(
+        reviewer_id=viewer["id"], output_id=shown["output_id"],
+        pair_output_id=shown["pair_output_id"], verdict=verdict,
+        score=scores[shown["output_id"]], pair_score=scores[shown["pair_output_id"]],
+        preferred_output_id=sides[preferred]["output_id"] if preferred else None,
+        left_output_id=sides["left"]["output_id"], comment=comment)
+
+
+# ---- progress --------------------------------------------------------------------------------
+
+
+def progress(store: Store, viewer: dict[str, Any], cycle_id: int) -> dict[str, int]:
+    """The cycle's queue (items done of all) and how many of its items the viewer rated."""
+    counts = {row["status"]: row["n"] for row in store.query(
+        "SELECT status, COUNT(*) AS n FROM review_queue WHERE status IN ('open', 'done') "
+        "AND cycle_id = ? GROUP BY status", [cycle_id])}
+    mine = store.one(  # from the viewer's own ratings (indexed), not a scan of the queue
+        "SELECT COUNT(DISTINCT r.output_id || ':' || IFNULL(r.pair_output_id, '')) AS n "
+        "FROM ratings r JOIN outputs o ON o.id = r.output_id "
+        "WHERE r.reviewer_id = ? AND o.cycle_id = ?", [viewer["id"], cycle_id])
+    done, open_ = counts.get("done", 0), counts.get("open", 0)
+    return {"done": done, "total": done + open_, "rated_by_you": mine["n"] if mine else 0}

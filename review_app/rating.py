@@ -1,14 +1,21 @@
-"""The rating screen: one output at a time, a verdict, an optional correction, score and comment.
+"""The rating screen: one item at a time, keyboard first.
 
-Model inputs and outputs are untrusted text (they can hold HTML, scripts or Markdown), so they
-are shown with ``st.text``, which renders neither, and labels only as selectbox options (plain
-text). The reviewer id of every rating comes from the server-side session, re-checked with
-``current_reviewer`` just before the write; no widget carries it.
+A single item shows the input and the model's answer; the expert approves (A), rejects (X),
+skips (S) or flags the input as unclear (U), optionally with a 1-5 score (keys 1-5), a corrected
+label (a searchable list) or an edited answer, and a comment. A pair item shows one input with
+two answers from two cycles, in shuffled order and without saying which model gave which; the
+expert picks the better one (← / →), says both are fine (E) or both bad (X), and may score each.
+B goes back to the previous item to change that rating: saving again appends a rating that
+supersedes the earlier one, which the history keeps.
 
-The item on screen stays in ``st.session_state["current"]`` until the reviewer saves it, so a
-rerun (or another expert closing the item meanwhile) never swaps the item under the form.
-``history`` lists what this session saved, for "Change my last rating": saving again appends a
-rating that supersedes the earlier one, which stays in the table.
+The screen is a fragment: saving reruns only the card (no page reload), and every run re-opens
+the database and re-reads the reviewer, so a disabled account or an expired session is logged
+out at its next key press. Buttons save through ``on_click`` callbacks, which run before the
+card is drawn again, so the next item appears in the same rerun; a callback saves only the item
+on screen, so a key pressed twice in quick succession cannot re-rate the item before.
+
+Model inputs and outputs are untrusted: they are shown with ``st.text`` (no Markdown, no HTML)
+and as plain widget values, never as labels or Markdown.
 """
 
 from __future__ import annotations
@@ -17,115 +24,280 @@ from typing import Any
 
 import streamlit as st
 
-from tuneloop.auth import Session, current_reviewer
+from tuneloop.auth import current_reviewer
 from tuneloop.errors import AuthError
-from tuneloop.review_app import login, queries
+from tuneloop.review_app import context, queries
+from tuneloop.review_app.queries import Forbidden
 from tuneloop.store import Store
 
-VERDICTS = {"Approve": "approve", "Reject": "reject", "Skip": "skip", "Unclear": "unclear"}
-SCORES = [1, 2, 3, 4, 5]
+SCORES = (1, 2, 3, 4, 5)
+# (button label, action, keyboard shortcut); "R" and "C" are reserved by Streamlit.
+SINGLE_ACTIONS = (("Approve", "approve", "A"), ("Reject", "reject", "X"),
+                  ("Skip", "skip", "S"), ("Unclear input", "unclear", "U"))
+PAIR_ACTIONS = (("Left is better", "left", "Left"), ("Right is better", "right", "Right"),
+                ("Both fine", "both fine", "E"), ("Both bad", "both bad", "X"),
+                ("Skip", "skip", "S"), ("Unclear input", "unclear", "U"))
+PAIR_VERDICTS = {"left": ("approve", "left"), "right": ("approve", "right"),
+                 "both fine": ("approve", None), "both bad": ("reject", None),
+                 "skip": ("skip", None), "unclear": ("unclear", None)}
 
 
-def render(store: Store, session: Session, reviewer: dict[str, Any]) -> None:
-    state = st.session_state
-    history: list[int] = state.setdefault("history", [])
-    show_progress(store, reviewer["id"])
-    saved = state.pop("saved", None)
-    if saved:
-        st.success(saved)
-    if history and st.button("← Change my last rating", key="back"):
-        state["current"] = history.pop()
-        st.rerun()
+class Invalid(ValueError):
+    """The form cannot be saved as it stands; the message says what to change."""
 
-    if state.get("current") is None:
-        item = store.next_queue_item(reviewer["id"])
-        if item is None:
-            st.info("The review queue is empty: there is nothing left for you to rate. Thank you!")
+
+def page() -> None:
+    card()
+
+
+@st.fragment
+def card() -> None:
+    with context.database() as store:
+        viewer = context.viewer(store)
+        state = st.session_state
+        state.setdefault("history", [])
+        state.setdefault("rated_this_session", 0)
+        flash()
+        shown = current_item(store, viewer)
+        if shown is None:
+            st.info("The review queue is empty: there is nothing left for you to rate. "
+                    "Thank you!")
+            st.text(f"Rated in this session: {state['rated_this_session']}")
+            back_button()
             return
-        state["current"] = item["id"]
-    item = queries.review_item(store, state["current"])
-    if item is None:  # cannot happen while outputs are never deleted; do not loop on it
-        state["current"] = None
-        st.error("That item no longer exists.")
-        return
-    previous = queries.current_rating(store, reviewer["id"], item["id"])
-    show_item(item, previous)
-    rate(store, session, item, previous)
-
-
-def show_progress(store: Store, reviewer_id: int) -> None:
-    progress = store.queue_progress(reviewer_id)
-    if progress["total"]:
-        st.progress(progress["done"] / progress["total"],
-                    text=f"{progress['done']} of {progress['total']} queued items done; "
-                         f"you have rated {progress['rated_by_you']}")
-
-
-def show_item(item: dict[str, Any], previous: dict[str, Any] | None) -> None:
-    """The item as plain text: never Markdown or HTML, whatever the model wrote."""
-    st.text(f"Cycle {item['cycle_id']} · {item['task']} · item {item['id']}")
-    st.subheader("Input")
-    st.text(item["input"])
-    st.subheader("Model output")
-    st.text(item["output"])
-    confidence = item["confidence"]
-    st.text("Confidence: " + (f"{confidence:.1%}" if confidence is not None else "not recorded"))
-    if previous:
-        st.info(f"You rated this item before ({previous['verdict']}). Saving again replaces "
-                "your rating; the earlier one is kept in the history.")
-
-
-def rate(store: Store, session: Session, item: dict[str, Any],
-         previous: dict[str, Any] | None) -> None:
-    """The form; any of the four verdict buttons saves it and moves on to the next item."""
-    output_id = item["id"]
-    prior = previous or {}
-    with st.form(f"rate-{output_id}"):
-        if item["task"] == "classification":
-            labels = queries.label_set(store, item["cycle_id"], item["cycle_config"])
-            default = prior.get("corrected") or item["output"]
-            if default not in labels:
-                labels.append(default)
-            answer = st.selectbox("Correct label (change it, then Reject, to correct the model)",
-                                  labels, index=labels.index(default), key=f"label-{output_id}")
+        show_progress(store, viewer, shown)
+        mine = queries.my_rating(store, viewer, shown)
+        if shown["pair_output_id"] is None:
+            single_item(store, viewer, shown, mine)
         else:
-            answer = st.text_area("Correct completion (edit it, then Reject, to correct the "
-                                  "model)", value=prior.get("corrected") or item["output"],
-                                  key=f"completion-{output_id}")
-        score = st.selectbox("Score (optional)", SCORES, key=f"score-{output_id}",
-                             index=SCORES.index(prior["score"]) if prior.get("score") else None,
-                             placeholder="no score")
-        comment = st.text_area("Comment (optional)", value=prior.get("comment") or "",
-                               max_chars=2000, key=f"comment-{output_id}")
-        clicked = None
-        for column, (label, verdict) in zip(st.columns(len(VERDICTS)), VERDICTS.items()):
-            with column:
-                if st.form_submit_button(label, key=f"{verdict}-{output_id}", width="stretch",
-                                         type="primary" if verdict == "approve" else "secondary"):
-                    clicked = verdict
-    if clicked is None:
+            pair_item(shown, mine)
+        back_button()
+
+
+def current_item(store: Store, viewer: dict[str, Any]) -> dict[str, Any] | None:
+    """The item on screen stays until it is saved (a rerun, or another expert closing it
+    meanwhile, never swaps it under the form); then the next one for this reviewer."""
+    state = st.session_state
+    if state.get("current") is not None:
+        try:
+            return queries.item(store, viewer, state["current"])
+        except Forbidden:
+            state["current"] = None
+    shown = queries.next_item(store, viewer)
+    state["current"] = shown["queue_id"] if shown else None
+    return shown
+
+
+def flash() -> None:
+    message = st.session_state.pop("flash", None)
+    if message:
+        kind, text = message
+        (st.success if kind == "success" else st.error)(text)
+
+
+def show_progress(store: Store, viewer: dict[str, Any], shown: dict[str, Any]) -> None:
+    figures = queries.progress(store, viewer, shown["cycle_id"])
+    if figures["total"]:
+        st.progress(figures["done"] / figures["total"],
+                    text=f"This cycle's queue: {figures['done']} of {figures['total']} items "
+                         f"done")
+    st.text(f"Rated in this session: {st.session_state['rated_this_session']} · "
+            f"in this cycle: {figures['rated_by_you']}")
+
+
+# ---- a single output -------------------------------------------------------------------------
+
+
+def single_item(store: Store, viewer: dict[str, Any], shown: dict[str, Any],
+                mine: dict[str, Any] | None) -> None:
+    queue_id = shown["queue_id"]
+    st.text(f"Item {queue_id} · cycle {shown['cycle_id']} · {shown['task']}")
+    st.subheader("Input")
+    st.text(shown["input"])
+    st.subheader("Model answer")
+    st.text(shown["output"])
+    confidence = shown["confidence"]
+    st.text("Confidence: " + (f"{confidence:.1%}" if confidence is not None else "not recorded"))
+    if mine:
+        st.info(f"You rated this item before ({mine['verdict']}). Saving again replaces your "
+                "rating; the earlier one is kept in the history.")
+    others(store, viewer, shown)
+    prior = mine or {}
+    if shown["labels"] is not None:
+        labels = list(shown["labels"])
+        default = prior.get("corrected") or shown["output"]
+        if default not in labels:
+            labels.append(default)
+        st.selectbox("Correct label (type to search; pick another label, then Reject, to "
+                     "correct the model)", labels, index=labels.index(default),
+                     key=f"label-{queue_id}")
+    else:
+        st.text_area("Correct answer (edit it, then Reject, to correct the model)",
+                     value=prior.get("corrected") or shown["output"],
+                     key=f"completion-{queue_id}")
+    score_key = f"score-value-{queue_id}"
+    if score_key not in st.session_state:
+        st.session_state[score_key] = prior.get("score")
+    score_buttons(queue_id, score_key)
+    st.text_input("Comment (optional)", value=prior.get("comment") or "", max_chars=2000,
+                  key=f"comment-{queue_id}")
+    action_buttons(queue_id, SINGLE_ACTIONS)
+
+
+def score_buttons(queue_id: int, score_key: str) -> None:
+    chosen = st.session_state.get(score_key)
+    with st.container(horizontal=True, key=f"scores-{queue_id}"):
+        st.text("Score (optional):")
+        for value in SCORES:
+            st.button(str(value), key=f"score-{queue_id}-{value}", shortcut=str(value),
+                      type="primary" if chosen == value else "secondary",
+                      on_click=toggle_score, args=(score_key, value))
+
+
+def toggle_score(score_key: str, value: int) -> None:
+    state = st.session_state
+    state[score_key] = None if state.get(score_key) == value else value
+
+
+def others(store: Store, viewer: dict[str, Any], shown: dict[str, Any]) -> None:
+    """Other experts' ratings, where the project does not review blind."""
+    if shown["blind"] and not queries.is_admin(viewer):
         return
-    corrected = answer if changed(answer, item["output"]) else None
-    if clicked == "approve" and corrected is not None:
-        st.error("You changed the answer: press Reject to save it as the correction, or put it "
-                 "back to approve the model's answer.")
+    rows = queries.others_ratings(store, viewer, shown)
+    if not rows:
         return
-    try:
-        reviewer = current_reviewer(store, session)  # re-check just before writing
-    except AuthError as error:
-        login.logout(notice=str(error))
+    with st.expander(f"Other reviewers' ratings ({len(rows)})"):
+        for row in rows:
+            parts = [f"{row['reviewer']}: {row['verdict']}"]
+            if row["corrected"]:
+                parts.append(f"correction: {row['corrected']}")
+            if row["score"]:
+                parts.append(f"score {row['score']}")
+            if row["comment"]:
+                parts.append(f"comment: {row['comment']}")
+            st.text(" · ".join(parts))
+
+
+# ---- a pair of outputs -----------------------------------------------------------------------
+
+
+def pair_item(shown: dict[str, Any], mine: dict[str, Any] | None) -> None:
+    queue_id = shown["queue_id"]
+    st.text(f"Item {queue_id} · which answer is better? They come from two versions of the "
+            "model, in random order.")
+    st.subheader("Input")
+    st.text(shown["input"])
+    prior = mine or {}
+    prior_scores = {prior.get("output_id"): prior.get("score"),
+                    prior.get("pair_output_id"): prior.get("pair_score")} if mine else {}
+    if mine:
+        st.info(f"You compared these before ({describe_pair(prior, shown)}). Saving again "
+                "replaces your rating; the earlier one is kept in the history.")
+    for column, side in zip(st.columns(2), ("left", "right")):
+        with column:
+            st.subheader(f"{side.capitalize()} answer")
+            st.text(shown[side]["output"])
+            st.segmented_control(f"{side.capitalize()} answer's score (optional)", SCORES,
+                                 default=prior_scores.get(shown[side]["output_id"]),
+                                 key=f"{side}-score-{queue_id}")
+    st.text_input("Comment (optional)", value=prior.get("comment") or "", max_chars=2000,
+                  key=f"comment-{queue_id}")
+    action_buttons(queue_id, PAIR_ACTIONS)
+
+
+def describe_pair(rating: dict[str, Any], shown: dict[str, Any]) -> str:
+    preferred = rating.get("preferred_output_id")
+    for side in ("left", "right"):
+        if preferred is not None and preferred == shown[side]["output_id"]:
+            return f"{side} is better"
+    return {"approve": "both fine", "reject": "both bad"}.get(rating.get("verdict"),
+                                                             rating.get("verdict") or "")
+
+
+# ---- saving ----------------------------------------------------------------------------------
+
+
+def action_buttons(queue_id: int, actions: tuple[tuple[str, str, str], ...]) -> None:
+    with st.container(horizontal=True, key=f"actions-{queue_id}"):
+        for label, action, key in actions:
+            st.button(label, key=f"{action.replace(' ', '-')}-{queue_id}", shortcut=key,
+                      type="primary" if action in ("approve", "left", "right") else "secondary",
+                      on_click=submit, args=(queue_id, action))
+
+
+def submit(queue_id: int, action: str) -> None:
+    """Save the form as the logged-in reviewer, then move on (a button's callback: it runs
+    before the card is drawn again)."""
+    state = st.session_state
+    if queue_id != state.get("current"):
+        # A key pressed while the card was being redrawn reaches the previous item's button:
+        # saving it would silently change a rating the expert has already moved on from.
+        state["flash"] = ("error", "That key press reached the previous item; nothing was "
+                                   "saved. Press it again.")
         return
-    store.add_rating(reviewer_id=reviewer["id"], output_id=output_id, verdict=clicked,
-                     score=score, corrected=corrected if clicked == "reject" else None,
-                     comment=comment.strip() or None)
-    st.session_state["history"].append(output_id)
-    st.session_state["current"] = None
-    st.session_state["saved"] = f"Saved: {clicked}."
-    st.rerun()
+    path, _ = context.settings()
+    with Store(path, migrate=False) as store:  # type: ignore[arg-type]
+        try:
+            viewer = current_reviewer(store, state.get("session"))  # re-check just before writing
+        except AuthError:
+            return  # nothing is written; the card's next run logs the session out, saying why
+        try:
+            shown = queries.item(store, viewer, queue_id)
+            fields = read_form(shown, action)
+            queries.save_rating(store, viewer, queue_id, **fields)
+        except (Invalid, Forbidden) as error:
+            state["flash"] = ("error", str(error))
+            return
+    state["history"] = [*state.get("history", []), queue_id][-50:]
+    state["current"] = None
+    state["rated_this_session"] = state.get("rated_this_session", 0) + 1
+    state.pop(f"score-value-{queue_id}", None)
+    state["flash"] = ("success", f"Saved: {action}.")
+
+
+def read_form(shown: dict[str, Any], action: str) -> dict[str, Any]:
+    """The rating the form describes, or ``Invalid`` saying what does not add up."""
+    state = st.session_state
+    queue_id = shown["queue_id"]
+    comment = state.get(f"comment-{queue_id}") or None
+    if shown["pair_output_id"] is not None:
+        verdict, preferred = PAIR_VERDICTS[action]
+        left, right = state.get(f"left-score-{queue_id}"), state.get(f"right-score-{queue_id}")
+        if preferred is not None and left is not None and right is not None and left != right \
+                and (left > right) != (preferred == "left"):
+            raise Invalid(f"Your scores prefer the other answer: change a score, or press "
+                          f"{'Right' if preferred == 'left' else 'Left'} is better.")
+        return {"verdict": verdict, "preferred": preferred, "left_score": left,
+                "right_score": right, "comment": comment}
+    if shown["labels"] is not None:
+        answer = state.get(f"label-{queue_id}")
+    else:
+        answer = state.get(f"completion-{queue_id}")
+    corrected = answer if changed(answer, shown["output"]) else None
+    if action == "approve" and corrected is not None:
+        raise Invalid("You changed the answer: press Reject to save it as the correction, or "
+                      "put it back to approve the model's answer.")
+    return {"verdict": action, "score": state.get(f"score-value-{queue_id}"),
+            "corrected": corrected if action == "reject" else None, "comment": comment}
 
 
 def changed(answer: str | None, output: str) -> bool:
-    """Whether the expert changed the model's answer (browsers send text areas with \\n lines)."""
+    """Whether the expert changed the model's answer (browsers send text areas with \\r\\n)."""
     if answer is None or not answer.strip():
         return False
     return answer.replace("\r\n", "\n") != output.replace("\r\n", "\n")
+
+
+def back_button() -> None:
+    if st.session_state.get("history"):
+        st.button("Back to my previous item", key="back", shortcut="B", on_click=go_back)
+
+
+def go_back() -> None:
+    state = st.session_state
+    if state.get("history"):
+        state["current"] = state["history"].pop()
+
+
+if __name__ == "__main__":  # run as a page by the app's navigation
+    page()

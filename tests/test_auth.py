@@ -261,3 +261,105 @@ def test_reviewers_disable_and_enable(tmp_path):
         assert authenticate(store, "ann", PASSWORD)["name"] == "ann"
     unknown = run_cli("reviewers", "disable", "zed", "--db", db)
     assert unknown.exit_code == 2 and 'no reviewer "zed"' in unknown.output
+
+
+# ---- passwords, roles, single sign-on ---------------------------------------------------------
+
+
+def test_set_password_replaces_the_hash_and_lifts_a_lockout(store, ann):
+    clock = Clock()
+    for _ in range(auth.MAX_FAILURES):
+        with pytest.raises(AuthError):
+            authenticate(store, "ann", "wrong password", clock=clock)
+    auth.set_password(store, "ann", "a brand new one")
+    assert authenticate(store, "ann", "a brand new one", clock=clock)["id"] == ann
+    with pytest.raises(AuthError):
+        authenticate(store, "ann", PASSWORD, clock=clock)
+    with pytest.raises(AuthError, match="at least 8"):
+        auth.set_password(store, "ann", "short")
+    with pytest.raises(AuthError, match='no reviewer "zed"'):
+        auth.set_password(store, "zed", "long enough")
+
+
+def test_set_role_and_email(store, ann):
+    auth.set_role(store, "ann", "admin")
+    assert store.reviewer("ann")["role"] == "admin"
+    with pytest.raises(AuthError, match="role must be one of"):
+        auth.set_role(store, "ann", "owner")
+    auth.set_email(store, "ann", " Ann@Example.COM ")
+    assert store.reviewer("ann")["email"] == "ann@example.com"
+    create_reviewer(store, "bob", PASSWORD)
+    with pytest.raises(AuthError, match="another reviewer already has"):
+        auth.set_email(store, "bob", "ANN@example.com")
+    with pytest.raises(AuthError, match="not an email address"):
+        auth.set_email(store, "bob", "bob at example")
+    auth.set_email(store, "ann", None)
+    assert store.reviewer("ann")["email"] is None
+
+
+def test_single_sign_on_maps_a_verified_email_to_an_enabled_account(store):
+    clock = Clock()
+    reviewer = create_reviewer(store, "sso", None, "admin", email="sso@example.com")
+    session = auth.sso_login(store, "SSO@example.com", email_verified=True, clock=clock)
+    assert (session.reviewer_id, session.role, session.single_sign_on) == (reviewer, "admin",
+                                                                          True)
+    assert session.ends_at == clock.now + auth.MAX_SESSION
+    for email, verified, message in (("sso@example.com", False, "no verified email"),
+                                     (None, None, "no verified email"),
+                                     ("eve@example.com", True, "No reviewer account")):
+        with pytest.raises(AuthError, match=message):
+            auth.sso_login(store, email, email_verified=verified, clock=clock)
+    store.update_reviewer(reviewer, disabled=1)
+    with pytest.raises(AuthError, match="disabled or locked"):
+        auth.sso_login(store, "sso@example.com", clock=clock)
+
+
+def test_a_sign_on_only_account_never_logs_in_with_a_password_nor_locks(store):
+    create_reviewer(store, "sso", None, email="sso@example.com")
+    assert store.reviewer("sso")["password_hash"] == auth.NO_PASSWORD
+    for guess in ("", auth.NO_PASSWORD, "anything at all") * 3:
+        with pytest.raises(AuthError) as caught:
+            authenticate(store, "sso", guess)
+        assert str(caught.value) == LOGIN_FAILED
+    row = store.reviewer("sso")
+    assert row["failed_logins"] == 0 and row["locked_until"] is None
+    with pytest.raises(AuthError, match="needs an email"):
+        create_reviewer(store, "nopass", None)
+
+
+def test_a_session_ends_after_its_maximum_age_however_active(store, ann):
+    clock = Clock()
+    session = login(store, "ann", PASSWORD, idle_timeout=timedelta(hours=8), clock=clock)
+    for _ in range(6):  # active every 3.5 hours: never idle for long
+        clock.advance(hours=3.5)
+        current_reviewer(store, session, clock=clock)
+    clock.advance(hours=3.5)  # 24.5 hours after the login
+    with pytest.raises(AuthError, match="expired"):
+        current_reviewer(store, session, clock=clock)
+
+
+def test_reviewers_reset_password_set_role_and_set_email(tmp_path):
+    db = str(tmp_path / "project.db")
+    run_cli("reviewers", "add", "ann", "--db", db, "--password-stdin", input=PASSWORD + "\n")
+    reset = run_cli("reviewers", "reset-password", "ann", "--db", db,
+                    input="another password\nanother password\n")
+    assert reset.exit_code == 0 and "another password" not in reset.output
+    role = run_cli("reviewers", "set-role", "ann", "admin", "--db", db)
+    assert role.exit_code == 0 and role.output.strip() == "ann is now an admin."
+    email = run_cli("reviewers", "set-email", "ann", "ann@example.com", "--db", db)
+    assert email.exit_code == 0 and "single sign-on as ann@example.com" in email.output
+    sso = run_cli("reviewers", "add", "sso", "--db", db, "--email", "sso@example.com",
+                  "--no-password", "--role", "expert")
+    assert sso.exit_code == 0, sso.output
+    with Store(db) as store:
+        assert authenticate(store, "ann", "another password")["role"] == "admin"
+        assert store.reviewer("ann")["email"] == "ann@example.com"
+        assert store.reviewer("sso")["password_hash"] == auth.NO_PASSWORD
+    for args, message in ((("reset-password", "zed", "--password-stdin"), 'no reviewer "zed"'),
+                          (("set-role", "zed", "admin"), 'no reviewer "zed"'),
+                          (("set-email", "ann", "not-an-email"), "not an email address"),
+                          (("add", "x", "--no-password"), "--no-password needs --email")):
+        result = run_cli("reviewers", *args, "--db", db, input="long enough\n")
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+    bad_role = run_cli("reviewers", "set-role", "ann", "owner", "--db", db)
+    assert bad_role.exit_code != 0 and "owner" in bad_role.output

@@ -126,7 +126,8 @@ def test_plugins_list_shows_builtins_with_their_components(runner):
     result = runner.invoke(cli, ["plugins", "list", "--json"])
     assert result.exit_code == 0, result.output
     rows = {row["name"]: row for row in json.loads(result.output)}
-    assert rows["tuneloop.plugins.sources"]["components"]["data_sources"] == ["csv", "jsonl"]
+    assert rows["tuneloop.plugins.sources"]["components"]["data_sources"] == [
+        "csv", "hf_dataset", "json", "jsonl", "parquet", "sqlite", "tsv"]
     assert "register_trainers" in rows["tuneloop.plugins.trainers"]["hooks"]
 
 

@@ -156,11 +156,14 @@ def test_expert_corrections_through_the_review_app_train_cycle_two(tmp_path, tin
     corrected_outputs = []
     for _ in range(2):  # correct two items to another label
         selectbox = next(box for box in app.selectbox if box.key.startswith("label-"))
-        output_id = int(selectbox.key.removeprefix("label-"))
+        queue_id = int(selectbox.key.removeprefix("label-"))  # widgets are keyed by queue item
         chosen = next(label for label in selectbox.options if label != selectbox.value)
         selectbox.select(chosen)
-        app.button(key=f"reject-{output_id}").click().run()
+        app.button(key=f"reject-{queue_id}").click().run()
         assert not app.exception, app.exception
+        with Store(config.database_path) as store:
+            output_id = store.one("SELECT output_id FROM review_queue WHERE id = ?",
+                                  [queue_id])["output_id"]
         corrected_outputs.append((output_id, chosen))
     approve = next(button for button in app.button if button.key.startswith("approve-"))
     approve.click().run()
@@ -179,3 +182,80 @@ def test_expert_corrections_through_the_review_app_train_cycle_two(tmp_path, tin
             assert (rating_id, label) in trained
         assert {row["rating_id"] for row in store.feedback_usage(second.cycle_id)} == set(ratings)
     assert first.cycle_id < second.cycle_id
+
+
+def test_scores_and_pairwise_preferences_close_the_loop_for_a_causal_lm(tmp_path,
+                                                                          tiny_gpt2_dir):
+    """Cycle 1 → scored ratings → cycle 2 trains on them and queues its answers against cycle
+    1's → an expert compares the pairs → cycle 3 trains DPO pairs, weighted by the score gap."""
+    config = load_config(causal_project(
+        tmp_path, tiny_gpt2_dir,
+        review={"size": 4, "sampler": "least_confident", "pairwise": True, "pair_size": 6},
+        feedback={"policies": ["corrections", "approvals", "preferences"]},
+        training={"trainer": {"name": "dpo"}}))
+    first = run_cycle(config, quiet=True)
+    with Store(config.database_path) as store:
+        expert = create_reviewer(store, "pat", "correct horse battery")
+        item = store.next_queue_item(expert)
+        store.add_rating(reviewer_id=expert, output_id=item["id"], verdict="reject", score=1,
+                         corrected=item["reference"])
+        item = store.next_queue_item(expert)
+        store.add_rating(reviewer_id=expert, output_id=item["id"], verdict="approve", score=5)
+
+    second = run_cycle(config, quiet=True)
+    assert second.ratings_used == 2
+    with Store(config.database_path) as store:
+        assert store.final_metrics(first.cycle_id)["human"]["mean_score"] == 3.0
+        answers = {}
+        for cycle in (first.cycle_id, second.cycle_id):
+            for row in store.outputs(cycle):
+                answers.setdefault(row["input"], {})[cycle] = row["output"]
+        changed = {text for text, by_cycle in answers.items()
+                   if len(by_cycle) == 2 and by_cycle[first.cycle_id] != by_cycle[
+                       second.cycle_id]}
+        pairs = store.query("SELECT q.output_id, q.pair_output_id, n.input, n.reference, "
+                            "n.output AS newer, o.output AS older FROM review_queue q "
+                            "JOIN outputs n ON n.id = q.output_id "
+                            "JOIN outputs o ON o.id = q.pair_output_id WHERE q.cycle_id = ?",
+                            [second.cycle_id])
+        assert changed, "cycle 2 answered every review input as cycle 1 did: nothing to compare"
+        assert {pair["input"] for pair in pairs} <= changed
+        assert len(pairs) == min(6, len(changed))
+        assert all(pair["newer"] != pair["older"] for pair in pairs)
+        assert second.queued == 4 + len(pairs)
+        # The expert prefers the right answer (else the non-empty one, else the newer), scoring
+        # it 4 against 1 (a gap of 3 of 4).
+        def better(pair: dict) -> tuple[int, str]:
+            sides = [(pair["output_id"], pair["newer"]), (pair["pair_output_id"], pair["older"])]
+            sides.sort(key=lambda side: (side[1].strip() != pair["reference"].strip(),
+                                         not side[1].strip()))
+            return sides[0]
+
+        chosen = {pair["output_id"]: better(pair) for pair in pairs}
+        compared = []
+        while (item := store.next_queue_item(expert)) is not None:
+            if item["pair_output_id"] is None:
+                store.add_rating(reviewer_id=expert, output_id=item["id"], verdict="skip")
+                continue
+            preferred = chosen[item["id"]][0]
+            other = item["pair_output_id"] if preferred == item["id"] else item["id"]
+            scores = {preferred: 4, other: 1}
+            compared.append(store.add_rating(
+                reviewer_id=expert, output_id=item["id"], pair_output_id=item["pair_output_id"],
+                verdict="approve", preferred_output_id=preferred, score=scores[item["id"]],
+                pair_score=scores[item["pair_output_id"]], left_output_id=preferred))
+        assert len(compared) == len(pairs)
+
+    third = run_cycle(config, quiet=True)
+    assert third.status == "done" and third.ratings_used == len(pairs)
+    with Store(config.database_path) as store:
+        usage = store.feedback_usage(third.cycle_id)
+        assert {row["rating_id"] for row in usage} == set(compared)
+        assert {row["policy"] for row in usage} == {"preferences"}
+        trained = feedback_examples(store, third.cycle_id)
+        assert {json.loads(row["provenance"])["rating_id"] for row in trained} == set(compared)
+        expected = {pair["input"]: chosen[pair["output_id"]][1] for pair in pairs}
+        assert {row["input"]: row["target"] for row in trained} == expected
+        assert {row["weight"] for row in trained} == {0.75}
+        assert json.loads(store.cycle(third.cycle_id)["stats"])["feedback"]["examples"] \
+            == len(pairs)

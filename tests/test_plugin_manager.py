@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
 
@@ -148,3 +149,85 @@ def test_unknown_names_list_what_exists_and_suggest_the_closest():
     message = str(raised.value)
     assert message.startswith('unknown metric "acuracy" (did you mean "accuracy"?); available: ')
     assert "f1" in message
+
+
+# --------------------------------------------------------------------------------------------------
+# Starting without installed plugins, and listing them all the same
+# --------------------------------------------------------------------------------------------------
+
+
+def test_no_plugins_switch_unloads_installed_plugins_even_after_loading(installed_plugin,
+                                                                        monkeypatch):
+    installed_plugin(GOOD_PLUGIN)
+    monkeypatch.delenv("TUNELOOP_LOAD_PLUGINS")
+    assert "uppercase" in registries.build().cleaners
+    plugin_manager.use_builtins_only()
+    assert "uppercase" not in registries.build().cleaners
+    assert plugin_manager.pm.get_plugin("fake") is None
+    [left_out] = [info for info in plugin_manager.plugin_listing() if info.name == "fake"]
+    assert (left_out.loaded, left_out.version, left_out.distribution, left_out.hooks) == (
+        False, "1.2.3", "tuneloop-fake-fake", [])
+    assert plugin_manager.not_loaded_reason() == "--no-plugins"
+    plugin_manager.reset_for_tests()  # a new process: the switch is per invocation
+    assert "uppercase" in registries.build().cleaners
+
+
+@pytest.mark.parametrize("value, loads", [("1", False), ("true", False), ("0", True),
+                                          ("", True)])
+def test_tuneloop_no_plugins_environment_variable(installed_plugin, monkeypatch, value, loads):
+    installed_plugin(GOOD_PLUGIN)
+    monkeypatch.delenv("TUNELOOP_LOAD_PLUGINS")
+    monkeypatch.setenv("TUNELOOP_NO_PLUGINS", value)
+    assert ("uppercase" in registries.build().cleaners) is loads
+
+
+def test_the_no_plugins_option_is_a_global_cli_option(installed_plugin, monkeypatch):
+    from click.testing import CliRunner
+
+    from tuneloop.cli import cli
+
+    installed_plugin(GOOD_PLUGIN)
+    monkeypatch.delenv("TUNELOOP_LOAD_PLUGINS")
+    result = CliRunner().invoke(cli, ["--no-plugins", "plugins", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    row = {row["name"]: row for row in json.loads(result.output)}["fake"]
+    assert row["loaded"] is False and row["components"] == {}
+    assert row["not_loaded_because"] == "--no-plugins"
+
+
+def test_load_errors_of_installed_plugins_say_how_to_start_without_them(installed_plugin,
+                                                                       monkeypatch):
+    installed_plugin("import module_that_does_not_exist\n", name="broken")
+    monkeypatch.delenv("TUNELOOP_LOAD_PLUGINS")
+    with pytest.raises(PluginError) as raised:
+        plugin_manager.load_plugins()
+    assert str(raised.value).endswith(
+        '; to start without it run "tuneloop --no-plugins ...", to remove it '
+        '"tuneloop --no-plugins plugins uninstall broken"')
+    assert raised.value.plugin == "broken"
+
+
+def test_a_distribution_requirement_is_checked_before_import(installed_plugin, monkeypatch,
+                                                             tmp_path):
+    module = installed_plugin("raise ImportError('would not get this far')\n", name="strict")
+    [metadata] = tmp_path.glob("*.dist-info/METADATA")
+    metadata.write_text(metadata.read_text() + "Requires-Dist: tuneloop>=5\n")
+    monkeypatch.delenv("TUNELOOP_LOAD_PLUGINS")
+    monkeypatch.setattr(plugin_manager, "tuneloop_version", lambda: "0.1.0")
+    with pytest.raises(PluginError, match=r'^plugin "strict": needs tuneloop >=5 \(distribution '
+                                          r"tuneloop-fake-strict 1.2.3 requires it\), this is "
+                                          r"tuneloop 0.1.0; "):
+        plugin_manager.load_plugins()
+    assert module not in sys.modules
+
+
+def test_register_plugin_leaves_an_already_loaded_plugin_alone(installed_plugin, monkeypatch):
+    import importlib
+
+    module_name = installed_plugin(GOOD_PLUGIN)
+    monkeypatch.delenv("TUNELOOP_LOAD_PLUGINS")
+    plugin_manager.load_plugins()
+    module = importlib.import_module(module_name)
+    with register_plugin(module, name="another-name") as name:
+        assert name == "fake"
+    assert plugin_manager.pm.get_plugin("fake") is module  # still loaded after the block

@@ -1,6 +1,7 @@
 """The review app in a real browser: Debian's chromium driven by Playwright, against a real
-``tuneloop review`` server on loopback. Logs in, rates items, checks the database, and proves
-that script in a model output stays inert text."""
+``tuneloop review`` server on loopback. Logs in, rates three items with the keyboard only,
+checks the database, checks the page was never reloaded, and proves that script in a model
+input and output stays inert text."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ pytestmark = [
                        reason="needs Debian's chromium (.ci/bootstrap test installs it)"),
 ]
 PASSWORD = "correct horse battery"
-EVIL = '<script>window.__pwned = 1; alert("x")</script><img src=x onerror="window.__pwned = 2">'
+EVIL = ('<script>window.__pwned = 1; alert("x")</script><img src=x onerror="window.__pwned = 2">'
+        '**bold** [link](javascript:window.__pwned=3)')
 
 
 def free_port() -> int:
@@ -51,6 +53,8 @@ def review_server(tmp_path):
                        Prediction(example_id=examples[2].id, output="billing", confidence=0.8)]
         output_ids = store.add_outputs(cycle_id, predictions, examples)
         store.enqueue(cycle_id, output_ids, "least_confident", ratings_needed=1)
+        queue = [row["id"] for row in store.query("SELECT id FROM review_queue ORDER BY "
+                                                  "priority")]
         reviewer_id = create_reviewer(store, "ann", PASSWORD)
     port = free_port()
     env = {**os.environ, "TUNELOOP_DEBUG": "1"}
@@ -70,7 +74,8 @@ def review_server(tmp_path):
     else:
         process.kill()
         pytest.fail("the review server did not start: " + (process.stdout.read() or ""))
-    yield {"url": url, "database": database, "outputs": output_ids, "reviewer": reviewer_id}
+    yield {"url": url, "database": database, "outputs": output_ids, "reviewer": reviewer_id,
+           "queue": queue}
     os.killpg(process.pid, 15)
     process.wait(timeout=10)
 
@@ -93,32 +98,68 @@ def page():
         browser.close()
 
 
-def test_log_in_rate_and_script_in_outputs_stays_inert(review_server, page):
+def press(page, key: str, button_key: str) -> None:
+    """Press a shortcut key once the button it should trigger (by its widget key) is on screen:
+    a key pressed while the card is still being drawn reaches the previous item's button (which
+    the app refuses) or none. The focus is on the page, not in a text field."""
+    page.locator(f".st-key-{button_key} button").wait_for(timeout=30_000)
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    page.keyboard.press(key)
+
+
+def test_log_in_rate_three_items_with_the_keyboard_and_script_stays_inert(review_server,
+                                                                           page):
     page.goto(review_server["url"])
     page.get_by_role("textbox", name="Name").fill("ann")
     page.get_by_role("textbox", name="Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("textbox", name="Password").press("Enter")
     page.get_by_text("Logged in as ann").wait_for(timeout=30_000)
+    page.evaluate("window.__loaded_once = true")  # a full reload would forget this
 
-    # Item 1: approve. Item 2: the hostile output, shown as text, then approved.
+    first, second, third = review_server["queue"]
+    # Item 1: score 4 (key 4), approve (key A).
     page.get_by_text("Where is my parcel?").wait_for(timeout=30_000)
-    page.get_by_role("button", name="Approve").click()
+    press(page, "4", f"score-{first}-4")
+    page.wait_for_function("() => [...document.querySelectorAll('button')].some("
+                           "b => b.innerText.trim().startsWith('4') && "
+                           "b.getAttribute('kind') === 'primary')", timeout=30_000)
+    press(page, "a", f"approve-{first}")
+    # Item 2: the hostile input and output, shown as text; skip it (key S).
+    page.get_by_text("Saved: approve.").wait_for(timeout=30_000)
     page.get_by_text(EVIL).first.wait_for(timeout=30_000)
     assert page.evaluate("window.__pwned") is None
     assert page.locator("img[src='x']").count() == 0
-    page.get_by_role("button", name="Approve").click()
+    assert page.locator("a[href^='javascript']").count() == 0
+    assert page.locator("strong", has_text="bold").count() == 0
+    press(page, "s", f"skip-{second}")
+    # Item 3: reject (key X).
     page.get_by_text("Why was I charged twice?").wait_for(timeout=30_000)
-    page.get_by_role("button", name="Reject").click()
+    press(page, "x", f"reject-{third}")
     page.get_by_text("queue is empty").wait_for(timeout=30_000)
 
+    assert page.evaluate("window.__loaded_once") is True  # no full page reload happened
+    assert page.evaluate("window.__pwned") is None
     assert page.dialogs == []  # type: ignore[attr-defined]
     with Store(review_server["database"]) as store:
-        rows = store.query("SELECT output_id, reviewer_id, verdict FROM ratings ORDER BY id")
+        rows = store.query("SELECT output_id, reviewer_id, verdict, score FROM ratings "
+                           "ORDER BY id")
     first, second, third = review_server["outputs"]
     reviewer = review_server["reviewer"]
-    assert rows == [{"output_id": first, "reviewer_id": reviewer, "verdict": "approve"},
-                    {"output_id": second, "reviewer_id": reviewer, "verdict": "approve"},
-                    {"output_id": third, "reviewer_id": reviewer, "verdict": "reject"}]
+    assert rows == [
+        {"output_id": first, "reviewer_id": reviewer, "verdict": "approve", "score": 4},
+        {"output_id": second, "reviewer_id": reviewer, "verdict": "skip", "score": None},
+        {"output_id": third, "reviewer_id": reviewer, "verdict": "reject", "score": None}]
+
+
+def test_a_logged_out_browser_sees_only_the_login_page(review_server, page):
+    page.goto(review_server["url"] + "/dashboard")
+    page.get_by_role("textbox", name="Password").wait_for(timeout=30_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')",
+                           timeout=30_000)
+    body = page.inner_text("body")
+    assert "Where is my parcel?" not in body and "Dashboard" not in body
+    assert page.get_by_role("textbox").count() == 2
+    assert page.get_by_role("button", name="Log in").count() == 1
 
 
 def test_chromium_is_the_debian_build():

@@ -132,7 +132,7 @@ def test_other_encodings_are_read_when_configured(tmp_path):
 
 def test_options_reject_bad_fields_encoding_and_delimiter(tmp_path):
     with pytest.raises(ValidationError, match="unknown field"):
-        JsonlSource.Options(path="x", fields={"label": "y"})
+        JsonlSource.Options(path="x", fields={"lable": "y"})
     with pytest.raises(ValidationError, match="both map the input field"):
         JsonlSource.Options(path="x", fields={"input": "a", "prompt": "b"})
     with pytest.raises(ValidationError, match="unknown encoding"):

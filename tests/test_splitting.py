@@ -350,3 +350,44 @@ def test_split_summary_counts_per_split_and_label():
     completions = {"train": [Example(f"p{n}", f" completion {n}") for n in range(60)]}
     summary = split_summary(completions)["train"]
     assert "labels" not in summary and summary["distinct_labels"] == 60
+
+
+# ------------------------------------------------------------------------------------------------
+# Splits named by the data (data.split.by: column) and groups
+# ------------------------------------------------------------------------------------------------
+
+
+def test_by_column_keeps_every_pinned_split_and_refuses_unpinned_examples():
+    data = [Example(f"train {n}", "a", split="train") for n in range(5)]
+    data += [Example("val 0", "a", split="validation"), Example("test 0", "b", split="test")]
+    splits, new = assign_splits(data, FRACTIONS, 0, {}, by_column=True)
+    assert [len(splits[s]) for s in SPLITS] == [5, 1, 1, 0]
+    assert new == {example.split_key: example.split for example in data}
+    unpinned = Example("no split", "a", source="d.csv", provenance={"kind": "original", "line": 9})
+    with pytest.raises(DataError, match=r"^d.csv:9: no split: data.split.by is column"):
+        assign_splits(data + [unpinned], FRACTIONS, 0, {}, by_column=True)
+
+
+def test_by_column_never_lets_one_input_straddle_train_and_test():
+    conflicts = []
+    data = [Example("same input", "a", split="train"), Example("Same  input", "a", split="test")]
+    splits, _ = assign_splits(data, FRACTIONS, 0, {}, by_column=True,
+                              on_conflict=lambda e, pinned, placed: conflicts.append((pinned, placed)))
+    assert len(splits["test"]) == 2 and splits["train"] == []
+    assert conflicts == [("train", "test")]
+
+
+def test_groups_stay_on_one_side_and_are_stratified_by_their_label():
+    data = [Example(f"chunk {n} of doc {d}", "x" if d % 2 else "y", group=f"doc{d}")
+            for d in range(20) for n in range(4)]
+    splits, new = assign_splits(data, {"train": 0.5, "validation": 0.5}, 7, {})
+    sides = defaultdict(set)
+    for split, examples in splits.items():
+        for example in examples:
+            sides[example.group].add(split)
+    assert all(len(found) == 1 for found in sides.values())
+    assert set(new) == {f"group:doc{d}" for d in range(20)}
+    for label in ("x", "y"):
+        docs = Counter(split for split, examples in splits.items()
+                       for example in examples if example.target == label)
+        assert docs["train"] == docs["validation"] == 20  # 5 documents of 4 chunks each side

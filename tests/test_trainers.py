@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import math
 import os
-import random
 import subprocess
 import sys
 
@@ -20,26 +19,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from tuneloop import Example, Regularizer, Trainer, TuneloopError  # noqa: E402
 from tuneloop.errors import ConfigError, DataError  # noqa: E402
 from tuneloop.plugins.metrics import F1, Accuracy, Perplexity  # noqa: E402
+from tuneloop.plugins.regularizers import Dropout  # noqa: E402
 from tuneloop.plugins.trainers import causal_lm, classification, register_trainers  # noqa: E402
+from tuneloop.plugins.trainers.recipe import TaskRecipe  # noqa: E402
 from tuneloop.registries import Registry  # noqa: E402
 from tuneloop.testing import cycle_context, tiny_bert, tiny_gpt2, tiny_tokenizer  # noqa: E402
-
-POSITIVE = ["good", "great", "excellent", "lovely"]
-NEGATIVE = ["bad", "awful", "terrible", "poor"]
-FILLER = ["the", "movie", "was", "really", "quite", "plot", "acting"]
-
-
-def sentiment_examples(count: int, seed: int) -> list[Example]:
-    """Three filler words and one sentiment word, shuffled: trivially separable, never identical."""
-    rng = random.Random(seed)
-    examples = []
-    for number in range(count):
-        label = "pos" if number % 2 == 0 else "neg"
-        words = rng.sample(FILLER, 3) + [rng.choice(POSITIVE if label == "pos" else NEGATIVE)]
-        rng.shuffle(words)
-        examples.append(Example(" ".join(words), label))
-    return examples
-
+from training_data import sentiment_examples  # noqa: E402
 
 @pytest.fixture(scope="module", autouse=True)
 def one_torch_thread():
@@ -113,9 +98,24 @@ def test_importing_the_plugins_imports_no_ml_library():
 def test_register_trainers_gives_valid_trainers_for_each_task():
     registry = Registry("trainers", Trainer)
     register_trainers(register=lambda component: registry.add(component, "builtin"))
-    assert registry.names() == ["causal_lm_sft", "sequence_classification"]
+    assert registry.names() == ["causal_lm_sft", "dpo", "kto", "sequence_classification"]
     assert registry.get("sequence_classification").tasks == ("classification",)
-    assert registry.get("causal_lm_sft").tasks == ("causal-lm",)
+    for name in ("causal_lm_sft", "dpo", "kto"):
+        assert registry.get(name).tasks == ("causal-lm",)
+
+
+def test_the_trainers_are_found_through_the_registries_with_their_options():
+    from tuneloop import registries
+
+    found = registries.build().trainers
+    classifier = found.get("sequence_classification")
+    options = classifier.Options.model_validate({"multi_label": True, "class_weights": "balanced"})
+    assert classifier(options).options.multi_label
+    with pytest.raises(Exception, match="threshold"):
+        classifier.Options.model_validate({"threshold": 1.5})
+    assert found.get("dpo").Options().beta == 0.1
+    assert found.get("kto").Options().undesirable_weight == 1.0
+    assert found.entry("dpo").plugin == "tuneloop.plugins.trainers"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -223,10 +223,12 @@ def test_weights_and_penalties_shape_the_training_loss_only(tmp_path):
         vocab_size=20, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
         intermediate_size=32, num_labels=2, hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0))
+    class CrossEntropy(TaskRecipe):
+        position_losses = staticmethod(classification.cross_entropy_per_example)
+
     trainer = common.WeightedLossTrainer(
         model=model, args=TrainingArguments(output_dir=str(tmp_path), report_to="none"),
-        position_losses=classification.cross_entropy_per_example,
-        regularizers=[ConstantPenalty()])
+        recipe=CrossEntropy(), regularizers=[ConstantPenalty()])
     batch = {"input_ids": torch.tensor([[1, 5, 6, 2], [1, 7, 8, 2]]),
              "attention_mask": torch.ones(2, 4, dtype=torch.long),
              "labels": torch.tensor([0, 1]), "example_index": torch.tensor([0, 1])}
@@ -419,3 +421,178 @@ def test_causal_lm_refuses_to_select_on_anything_but_loss(tmp_path):
                             training={"select_metric": "exact_match"})
     with pytest.raises(ConfigError, match="selects checkpoints by validation loss"):
         causal_lm.CausalLMTrainer().train(context, {"train": [Example("a", "b")]}, [])
+
+
+# --------------------------------------------------------------------------------------------------
+# Multi-label classification and class weights
+# --------------------------------------------------------------------------------------------------
+
+
+def topic_examples(count: int, seed: int) -> list[Example]:
+    """Inputs naming any of three topics; the target lists every topic named (multi-label)."""
+    import random
+
+    topics = {"price": ["cost", "price"], "delivery": ["parcel", "courier"],
+              "quality": ["broken", "sturdy"]}
+    rng = random.Random(seed)
+    examples = []
+    for number in range(count):
+        chosen = [topic for topic in topics if rng.random() < 0.45] or ["price"]
+        words = [rng.choice(topics[topic]) for topic in chosen] + rng.sample(FILLER_WORDS, 2)
+        rng.shuffle(words)
+        examples.append(Example(" ".join(words), "|".join(reversed(chosen))))
+    return examples
+
+
+FILLER_WORDS = ["the", "movie", "was", "really", "quite", "plot", "acting"]
+
+
+def test_multi_label_classifier_learns_every_label_of_an_input(tmp_path):
+    train, validation = topic_examples(96, seed=1), topic_examples(24, seed=2)
+    base = tiny_bert(tmp_path / "bert", [e.input for e in train + validation])
+    labels = sorted({e.target for e in train + validation})  # combinations, as the cycle gives
+    context = cycle_context(tmp_path / "run", task="classification", start_model=base,
+                            labels=labels, metrics=[Accuracy()],
+                            training={"epochs": 20, "learning_rate": 3e-3, "batch_size": 8,
+                                      "warmup_ratio": 0.1, "eval_every": 48,
+                                      "select_metric": "accuracy", "tensorboard": False})
+    options = classification.ClassificationOptions(multi_label=True, label_separator="|")
+    trainer = classification.SequenceClassificationTrainer(options)
+    no_dropout = Dropout(Dropout.Options(p=0.0))
+    result = trainer.train(context, {"train": train, "validation": validation}, [no_dropout])
+    # accuracy on multi-label is the exact set (targets list topics in any order): the most
+    # common set is right for under half the inputs
+    first = next(entry for entry in result.history if "eval_accuracy" in entry)
+    assert first["eval_accuracy"] < 0.5
+    assert result.best_metric >= 0.75
+
+    predictions = trainer.predict(result.model_dir, validation, context)
+    recipe = classification.ClassificationRecipe(context, options)
+    assert recipe.label_names == ["delivery", "price", "quality"]
+    right = sum(p.output == recipe.canonical(e.target) for p, e in zip(predictions, validation))
+    assert right / len(validation) == pytest.approx(result.best_metric)
+    for prediction in predictions:
+        assert set(prediction.scores) == {"delivery", "price", "quality"}
+        above = [label for label in recipe.label_names if prediction.scores[label] >= 0.5]
+        assert prediction.output == "|".join(above or [max(prediction.scores,
+                                                          key=prediction.scores.get)])
+        assert prediction.confidence == pytest.approx(
+            min(max(p, 1 - p) for p in prediction.scores.values()))
+
+
+def test_balanced_class_weights_count_every_label_equally(tmp_path):
+    import torch
+
+    examples = [Example(f"text {n}", "rare" if n < 2 else "common") for n in range(10)]
+    context = cycle_context(tmp_path, task="classification", start_model="unused",
+                            labels=["common", "rare"])
+    recipe = classification.ClassificationRecipe(
+        context, classification.ClassificationOptions(class_weights="balanced"))
+    recipe.fit_class_weights(examples)
+    assert recipe.class_weights == {"common": 10 / (2 * 8), "rare": 10 / (2 * 2)}
+
+    class Model(torch.nn.Module):
+        training = True
+
+        def forward(self, **inputs):
+            return type("Out", (), {"logits": torch.tensor([[2.0, 0.0], [2.0, 0.0]])})()
+
+    model = Model()
+    losses, _, _ = recipe.losses(model, {"labels": torch.tensor([0, 1])}, 0.0)
+    plain = torch.nn.functional.cross_entropy(torch.tensor([[2.0, 0.0], [2.0, 0.0]]),
+                                              torch.tensor([0, 1]), reduction="none")
+    assert losses.tolist() == pytest.approx((plain * torch.tensor([0.625, 2.5])).tolist())
+    model.training = False  # validation losses stay unweighted
+    losses, _, _ = recipe.losses(model, {"labels": torch.tensor([0, 1])}, 0.0)
+    assert losses.tolist() == pytest.approx(plain.tolist())
+
+    recipe = classification.ClassificationRecipe(
+        context, classification.ClassificationOptions(class_weights={"oops": 2.0}))
+    with pytest.raises(TuneloopError, match="oops not in the label set"):
+        recipe.fit_class_weights(examples)
+
+
+def test_multi_label_balanced_weights_weigh_positives_by_their_rarity(tmp_path):
+    examples = [Example("a", "x|y"), Example("b", "x"), Example("c", "x"), Example("d", "x")]
+    context = cycle_context(tmp_path, task="classification", start_model="unused",
+                            labels=["x", "x|y"])
+    recipe = classification.ClassificationRecipe(context, classification.ClassificationOptions(
+        multi_label=True, label_separator="|", class_weights="balanced"))
+    recipe.fit_class_weights(examples)
+    assert recipe.label_names == ["x", "y"]
+    assert recipe.class_weights == {"x": 0.0, "y": 3.0}  # negatives over positives
+
+
+# --------------------------------------------------------------------------------------------------
+# Chat conversations
+# --------------------------------------------------------------------------------------------------
+
+CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }} : {{ m['content'] }} end {% endfor %}"
+                 "{% if add_generation_prompt %}assistant : {% endif %}")
+
+
+def chat_tokenizer_model(path):
+    import json as json_module
+
+    words = ["user", "assistant", "system", ":", "end", "hi", "hello", "colour", "red", "blue",
+             "sky", "what", "is", "the", "be", "brief"]
+    model_dir = tiny_gpt2(path, [" ".join(words)])
+    config_path = path / "tokenizer_config.json"
+    config = json_module.loads(config_path.read_text())
+    config["chat_template"] = CHAT_TEMPLATE
+    config_path.write_text(json_module.dumps(config))
+    return model_dir
+
+
+def conversation(*turns: tuple[str, str]) -> str:
+    import json as json_module
+
+    return json_module.dumps([{"role": role, "content": content} for role, content in turns])
+
+
+def test_chat_examples_are_labelled_on_the_assistant_turns_only(tmp_path):
+    model_dir = chat_tokenizer_model(tmp_path / "gpt2")
+    _, tokenizer = causal_lm.load_causal_lm(model_dir)
+    example = Example(conversation(("system", "be brief"), ("user", "hi"),
+                                   ("assistant", "hello"), ("user", "what colour is the sky")),
+                      "blue")
+    context = cycle_context(tmp_path, task="causal-lm", start_model=model_dir)
+    recipe = causal_lm.CausalLMRecipe(context)
+    assert recipe.is_chat(example) and not recipe.is_chat(Example("[not json", "x"))
+    encoded = recipe.encode(example, tokenizer)
+
+    tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"])
+    trained = [token for token, label in zip(tokens, encoded["labels"]) if label != -100]
+    assert trained == ["hello", "end", "blue", "end"]  # both assistant turns, with end-of-turn
+    assert tokens[:3] == ["system", ":", "be"]
+
+    # generation starts after the conversation and the assistant header, without the answer
+    prompt = tokenizer.convert_ids_to_tokens(recipe.prompt_ids(example, tokenizer))
+    assert prompt[-4:] == ["sky", "end", "assistant", ":"]
+
+
+def test_a_template_that_does_not_render_turn_by_turn_is_refused(tmp_path):
+    import json as json_module
+
+    model_dir = tiny_gpt2(tmp_path / "gpt2", ["user assistant : end hi hello"])
+    config_path = tmp_path / "gpt2" / "tokenizer_config.json"
+    config = json_module.loads(config_path.read_text())
+    config["chat_template"] = "{{ messages | length }} {% for m in messages %}{{ m['content'] }} {% endfor %}"
+    config_path.write_text(json_module.dumps(config))
+    _, tokenizer = causal_lm.load_causal_lm(model_dir)
+    with pytest.raises(TuneloopError, match="turn by turn"):
+        causal_lm.encode_chat(tokenizer, [{"role": "user", "content": "hi"},
+                                          {"role": "assistant", "content": "hello"}], 32)
+
+
+def test_sft_on_chat_examples_learns_the_answers(tmp_path):
+    model_dir = chat_tokenizer_model(tmp_path / "gpt2")
+    train = [Example(conversation(("user", f"{word} colour")), answer)
+             for word, answer in [("sky", "blue"), ("hi", "red")] for _ in range(12)]
+    context = cycle_context(tmp_path / "run", task="causal-lm", start_model=model_dir,
+                            training={"epochs": 12, "learning_rate": 1e-2, "batch_size": 6,
+                                      "max_new_tokens": 2, "tensorboard": False})
+    trainer = causal_lm.CausalLMTrainer()
+    result = trainer.train(context, {"train": train, "validation": train[:2] + train[-2:]}, [])
+    predictions = trainer.predict(result.model_dir, [train[0], train[-1]], context)
+    assert [prediction.output.split()[0] for prediction in predictions] == ["blue", "red"]

@@ -39,8 +39,19 @@ class TuneloopGroup(click.Group):
             fail(error)
 
 
+def _builtins_only(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        from tuneloop.plugin_manager import use_builtins_only
+
+        use_builtins_only()
+
+
 @click.group(cls=TuneloopGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tuneloop")
+@click.option("--no-plugins", is_flag=True, is_eager=True, expose_value=False,
+              callback=_builtins_only,
+              help="Start with the built-in plugins only (also TUNELOOP_NO_PLUGINS=1), e.g. to "
+                   "remove a broken plugin: tuneloop --no-plugins plugins uninstall NAME")
 def cli() -> None:
     """Evaluation-driven finetuning with a human feedback loop.
 
@@ -53,9 +64,9 @@ def cli() -> None:
 
 
 def _add_builtin_commands() -> None:
-    from tuneloop.cli import plugins_cmd, project, review
+    from tuneloop.cli import data, feedback, models, plugins_cmd, project, reports, review, tune
 
-    for module in (project, review, plugins_cmd):
+    for module in (project, data, review, feedback, models, reports, tune, plugins_cmd):
         for command in module.commands:
             cli.add_command(command)
 
@@ -71,8 +82,21 @@ def add_plugin_commands() -> None:
 
 
 def main() -> None:
+    # --no-plugins must act before register_commands loads the installed plugins, which happens
+    # before click parses anything; it is a leading option (no group option takes a value).
+    leading = []
+    for argument in sys.argv[1:]:
+        if not argument.startswith("-"):
+            break
+        leading.append(argument)
+    if "--no-plugins" in leading:
+        from tuneloop.plugin_manager import use_builtins_only
+
+        use_builtins_only()
     try:
         add_plugin_commands()
     except TuneloopError as error:
-        fail(error)
+        from tuneloop.plugin_manager import with_recovery_hint
+
+        fail(with_recovery_hint(error))
     cli(prog_name="tuneloop")

@@ -77,14 +77,22 @@ def validate(config: str) -> None:
 @click.command()
 @config_argument
 @click.option("--quiet", is_flag=True, help="no progress bars or stage messages")
-def run(config: str, quiet: bool) -> None:
-    """Run one cycle: data, training, evaluation, review queue, promotion."""
-    run_and_report(config, quiet)
+@click.option("--resume", is_flag=True,
+              help="continue the latest interrupted cycle from its last complete checkpoint")
+def run(config: str, quiet: bool, resume: bool) -> None:
+    """Run one cycle: data, training, evaluation, review queue, promotion.
+
+    Under torchrun (torchrun --nproc-per-node N -m tuneloop.cli run CONFIG) every process trains
+    with DDP and the main process records the cycle once.
+    """
+    result = run_and_report(config, quiet, resume=resume)
+    if result.status == "worker":
+        return
     console.print(f"Next: rate outputs with [bold]tuneloop review --config {config}[/], then "
                   f"run [bold]tuneloop run {config}[/] again to learn from the ratings.")
 
 
-def run_and_report(config_path: str, quiet: bool = False) -> Any:
+def run_and_report(config_path: str, quiet: bool = False, resume: bool = False) -> Any:
     """Validate, run a cycle, and print its summary; shared by ``run`` and ``demo``."""
     from tuneloop.config import load_config
     from tuneloop.cycle import run_cycle
@@ -92,21 +100,25 @@ def run_and_report(config_path: str, quiet: bool = False) -> Any:
     config = load_config(config_path)
     started = time.perf_counter()
     echo = (lambda message: None) if quiet else (lambda message: console.print(f"[dim]{message}"))
-    result = run_cycle(config, quiet=quiet, echo=echo)
+    result = run_cycle(config, quiet=quiet, echo=echo, resume=resume)
     elapsed = time.perf_counter() - started
-    print_result(result, elapsed)
+    if result.status != "worker":  # another process of a multi-process run: the main one reports
+        print_result(result, elapsed)
     return result
 
 
 def print_result(result: Any, elapsed: float) -> None:
     table = Table(title=f"Cycle {result.cycle_id}: {result.status} in {elapsed:.0f} s")
-    table.add_column("split")
-    names = sorted({name for figures in result.metrics.values() for name in figures})
+    table.add_column("figure")
+    for split in result.metrics:
+        table.add_column(split, justify="right")
+    # one row per figure (benchmarks add many); per-label figures are in tuneloop cycles show
+    names = [name for name in dict.fromkeys(name for figures in result.metrics.values()
+                                            for name in figures)
+             if "[" not in name and not name.endswith("_stderr")]
     for name in names:
-        table.add_column(name, justify="right")
-    for split, figures in result.metrics.items():
-        table.add_row(split, *(f"{figures[name]:.4f}" if name in figures else "-"
-                               for name in names))
+        table.add_row(name, *(f"{figures[name]:.4f}" if name in figures else "-"
+                              for figures in result.metrics.values()))
     console.print(table)
     verdict = "[green]promoted[/]" if result.promoted else "[yellow]not promoted[/]"
     console.print(f"Model {verdict}: {'; '.join(result.reasons)}")
@@ -126,34 +138,16 @@ def status(config: str) -> None:
         console.print(f"No cycles yet: {loaded.database_path} does not exist. "
                       f"Run [bold]tuneloop run {config}[/].")
         return
+    from tuneloop.cli.reports import cycles_table, print_beside
+
     with Store(loaded.database_path) as store:
-        table = Table(title=f"Project {loaded.project}")
-        metric = loaded.select_metric
-        for column in ("cycle", "status", "started (UTC)", "from", f"val {metric}",
-                       f"test {metric}", "model", "ratings used"):
-            table.add_column(column)
-        models = {model["cycle_id"]: model for model in store.models(loaded.project)}
-        for cycle in store.cycles(loaded.project):
-            figures = store.final_metrics(cycle["id"])
-            used = store.one("SELECT COUNT(DISTINCT rating_id) AS n FROM feedback_usage "
-                             "WHERE cycle_id = ?", [cycle["id"]])
-            model = models.get(cycle["id"])
-            table.add_row(
-                str(cycle["id"]), cycle["status"] + (f" ({cycle['error']})" if cycle["error"]
-                                                    else ""),
-                cycle["started_at"][5:16].replace("T", " "), "promoted" if cycle["start_model"] != cycle["base_model"]
-                else "base",
-                _figure(figures, "validation", metric), _figure(figures, "test", metric),
-                model["stage"] if model else "-", str(used["n"] if used else 0))
-        console.print(table)
+        console.print(cycles_table(store, loaded))
+        latest = store.latest_cycle(loaded.project, status="done")
+        if latest is not None:  # the latest cycle with figures, beside the previous and best
+            print_beside(store, loaded, latest["id"])
         progress = store.queue_progress()
         console.print(f"Review queue: {progress['done']} of {progress['total']} items rated "
                       f"({progress['open']} open)")
-
-
-def _figure(figures: dict[str, dict[str, float]], split: str, name: str) -> str:
-    value = figures.get(split, {}).get(name)
-    return f"{value:.4f}" if value is not None else "-"
 
 
 @click.command()

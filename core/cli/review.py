@@ -61,12 +61,18 @@ def resolve_database(config: str, db: str | None) -> Path:
 @click.option("--idle-hours", default=8.0, show_default=True,
               type=click.FloatRange(0, min_open=True),
               help="log a reviewer out after this long without activity")
-def review(database: Path, host: str, port: int, idle_hours: float) -> None:
+@click.option("--secrets", "secrets_file", type=click.Path(dir_okay=False, exists=True),
+              help="a secrets.toml with an [auth] section: offer single sign-on (OpenID "
+                   "Connect) next to the password form; see docs/review_app.md")
+def review(database: Path, host: str, port: int, idle_hours: float,
+           secrets_file: str | None) -> None:
     """Start the review app, where experts log in and rate model outputs."""
     from tuneloop.store import Store
 
     if not database.is_file():
         raise TuneloopError(f"{database}: no database yet; run a cycle first (tuneloop run)")
+    if secrets_file is not None:
+        check_sso_secrets(Path(secrets_file))
     with Store(database) as store:
         if not store.reviewers():
             click.secho("No reviewer accounts yet: add one with "
@@ -79,6 +85,7 @@ def review(database: Path, host: str, port: int, idle_hours: float) -> None:
                "--server.headless", "true", "--server.address", host,
                "--server.port", str(port), "--browser.gatherUsageStats", "false",
                "--client.toolbarMode", "minimal",
+               *(["--secrets.files", str(Path(secrets_file).resolve())] if secrets_file else []),
                "--", "--db", str(database.resolve()), "--idle-hours", str(idle_hours)]
     shown_host = f"[{host}]" if ":" in host else host
     click.echo(f"Review app for {database}: http://{shown_host}:{port}  (Ctrl+C stops it)")
@@ -88,6 +95,24 @@ def review(database: Path, host: str, port: int, idle_hours: float) -> None:
         return
     if returncode not in (0, -2, 130):  # -2/130: stopped with Ctrl+C
         raise TuneloopError(f"the review app (streamlit) exited with code {returncode}")
+
+
+def check_sso_secrets(path: Path) -> None:
+    """Refuse a secrets file that cannot give single sign-on, before starting the server."""
+    import importlib.util
+    import tomllib
+
+    try:
+        auth = tomllib.loads(path.read_text(encoding="utf-8")).get("auth")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise TuneloopError(f"{path}: not a readable TOML file ({error})") from None
+    if not isinstance(auth, dict):
+        raise TuneloopError(f"{path}: no [auth] section (single sign-on needs one)")
+    missing = [key for key in ("redirect_uri", "cookie_secret") if key not in auth]
+    if missing:
+        raise TuneloopError(f"{path}: [auth] needs {' and '.join(missing)}")
+    if importlib.util.find_spec("authlib") is None:
+        raise TuneloopError("single sign-on needs Authlib: pip install 'tuneloop[sso]'")
 
 
 # ---- reviewers ---------------------------------------------------------------------------
@@ -104,28 +129,40 @@ def reviewers() -> None:
               show_default=True)
 @click.option("--password-stdin", is_flag=True,
               help="read the password from the first line of stdin (for scripts)")
+@click.option("--email", help="the email a single sign-on identity proves (see docs/review_app.md)")
+@click.option("--no-password", is_flag=True,
+              help="single sign-on only: no password logs this account in (needs --email)")
 @database_options
-def add_reviewer(database: Path, name: str, role: str, password_stdin: bool) -> None:
+def add_reviewer(database: Path, name: str, role: str, password_stdin: bool, email: str | None,
+                 no_password: bool) -> None:
     """Add a reviewer account; the password is asked twice, hidden.
 
     Creates the database if there is none yet, so accounts can exist before the first cycle.
     """
-    from tuneloop.auth import check_name, create_reviewer
+    from tuneloop.auth import check_email, check_name, create_reviewer
     from tuneloop.store import Store
 
     check_name(name)
+    if email is not None:
+        check_email(email)
+    if no_password and email is None:
+        raise AuthError("--no-password needs --email (the account logs in by single sign-on)")
     with Store(database) as store:
         if store.reviewer(name) is not None:  # say so before asking for a password
             raise AuthError(f'reviewer "{name}" already exists')
-        if password_stdin:
-            line = click.get_text_stream("stdin").readline()
-            if not line:
-                raise AuthError("--password-stdin: no password on stdin")
-            password = line.rstrip("\r\n")
-        else:
-            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-        create_reviewer(store, name, password, role)
+        password = None if no_password else read_password(password_stdin)
+        create_reviewer(store, name, password, role, email=email)
     click.echo(f"Added {role} {name} to {database}")
+
+
+def read_password(from_stdin: bool) -> str:
+    """A new password: the first line of stdin, or asked twice, hidden."""
+    if from_stdin:
+        line = click.get_text_stream("stdin").readline()
+        if not line:
+            raise AuthError("--password-stdin: no password on stdin")
+        return line.rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 
 @reviewers.command(name="list")
@@ -168,6 +205,65 @@ def enable_reviewer(database: Path, name: str) -> None:
     """Let a disabled or locked-out reviewer log in again."""
     _set_account(database, name, disabled=0, failed_logins=0, locked_until=None)
     click.echo(f"Enabled {name}.")
+
+
+@reviewers.command(name="reset-password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True,
+              help="read the password from the first line of stdin (for scripts)")
+@database_options
+def reset_password(database: Path, name: str, password_stdin: bool) -> None:
+    """Give a reviewer a new password (asked twice, hidden); also lifts a lockout."""
+    from tuneloop.auth import set_password
+    from tuneloop.store import Store
+
+    _existing(database, name)
+    password = read_password(password_stdin)
+    with Store(database) as store:
+        set_password(store, name, password)
+    click.echo(f"New password set for {name}.")
+
+
+@reviewers.command(name="set-role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(["expert", "admin"]))
+@database_options
+def set_role_command(database: Path, name: str, role: str) -> None:
+    """Make a reviewer an expert (rates) or an admin (also dashboards, history, accounts)."""
+    from tuneloop.auth import set_role
+    from tuneloop.store import Store
+
+    _existing(database, name)
+    with Store(database) as store:
+        set_role(store, name, role)
+    click.echo(f"{name} is now an {role}.")
+
+
+@reviewers.command(name="set-email")
+@click.argument("name")
+@click.argument("email", required=False)
+@database_options
+def set_email_command(database: Path, name: str, email: str | None) -> None:
+    """Link a reviewer to the email their single sign-on identity proves (no EMAIL: unlink)."""
+    from tuneloop.auth import set_email
+    from tuneloop.store import Store
+
+    _existing(database, name)
+    with Store(database) as store:
+        set_email(store, name, email)
+    click.echo(f"{name}: " + (f"single sign-on as {email.strip().lower()}" if email
+                              else "no single sign-on"))
+
+
+def _existing(database: Path, name: str) -> None:
+    """Refuse an unknown database or reviewer before asking for anything."""
+    from tuneloop.store import Store
+
+    if not database.is_file():
+        raise TuneloopError(f"{database}: no database yet")
+    with Store(database) as store:
+        if store.reviewer(name) is None:
+            raise AuthError(f'no reviewer "{name}"')
 
 
 def _set_account(database: Path, name: str, **fields: Any) -> None:

@@ -45,6 +45,7 @@ class Store:
                                      timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
         self.db = sqlite_utils.Database(connection)
         self.conn = connection
+        self._write_depth = 0  # > 0 inside write(): nested writes join the open transaction
         self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute("PRAGMA synchronous = NORMAL")
@@ -65,8 +66,20 @@ class Store:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite_utils.Database]:
-        """A write transaction that takes the write lock up front (``BEGIN IMMEDIATE``)."""
+        """A write transaction that takes the write lock up front (``BEGIN IMMEDIATE``).
+
+        A ``write()`` inside another joins it, so several store writes (``add_rating`` for each
+        row of an import) can be made all-or-nothing by wrapping them in one outer ``write()``.
+        """
+        if self._write_depth:
+            self._write_depth += 1
+            try:
+                yield self.db
+            finally:
+                self._write_depth -= 1
+            return
         self._begin_immediate()
+        self._write_depth = 1
         try:
             yield self.db
         except BaseException:
@@ -75,6 +88,8 @@ class Store:
             raise
         else:
             self.conn.execute("COMMIT")
+        finally:
+            self._write_depth = 0
 
     def _begin_immediate(self) -> None:
         # busy_timeout covers BEGIN IMMEDIATE too; retry for the rare case it still reports BUSY
@@ -238,30 +253,44 @@ class Store:
         return self.one("SELECT * FROM outputs WHERE id = ?", [output_id])
 
     def enqueue(self, cycle_id: int, output_ids: list[int], sampler: str,
-                ratings_needed: int) -> None:
+                ratings_needed: int, *, pair_output_ids: list[int] | None = None,
+                priorities: list[int] | None = None) -> None:
+        """Queue outputs in the given order (or with the given priorities, 0 first); with
+        ``pair_output_ids`` each item is a pair: the output against the earlier output at the
+        same position, compared side by side."""
         created = now()
-        rows = [{"output_id": output_id, "cycle_id": cycle_id, "priority": priority,
-                 "sampler": sampler, "ratings_needed": ratings_needed, "status": "open",
-                 "created_at": created} for priority, output_id in enumerate(output_ids)]
+        pairs = pair_output_ids if pair_output_ids is not None else [None] * len(output_ids)
+        order = priorities if priorities is not None else list(range(len(output_ids)))
+        rows = [{"output_id": output_id, "pair_output_id": pair, "cycle_id": cycle_id,
+                 "priority": priority, "sampler": sampler, "ratings_needed": ratings_needed,
+                 "status": "open", "created_at": created}
+                for output_id, pair, priority in zip(output_ids, pairs, order, strict=True)]
         with self.write() as db:
             db["review_queue"].insert_all(rows)
 
-    def next_queue_item(self, reviewer_id: int, skip_output_ids: Iterable[int] = ()
-                        ) -> dict[str, Any] | None:
+    def next_queue_item(self, reviewer_id: int, skip_output_ids: Iterable[int] = (),
+                        skip_queue_ids: Iterable[int] = ()) -> dict[str, Any] | None:
         """The open item this reviewer should see next: newest cycle first, then by priority,
-        leaving out items the reviewer has already rated and any the caller skipped."""
-        skipped = list(skip_output_ids)
+        leaving out items the reviewer has already rated and any the caller skipped.
+
+        A pairwise item has ``pair_output_id`` set; rating an output alone does not count as
+        rating its pair, and the other way round."""
+        skipped, skipped_items = list(skip_output_ids), list(skip_queue_ids)
         leave_out = f"AND q.output_id NOT IN ({','.join('?' * len(skipped))})" if skipped else ""
+        if skipped_items:
+            leave_out += f" AND q.id NOT IN ({','.join('?' * len(skipped_items))})"
         return self.one(
             f"""
-            SELECT q.id AS queue_id, q.cycle_id, q.priority, q.ratings_needed, o.*
+            SELECT q.id AS queue_id, q.cycle_id, q.priority, q.ratings_needed, q.pair_output_id,
+                   o.*
             FROM review_queue q JOIN outputs o ON o.id = q.output_id
             WHERE q.status = 'open' {leave_out}
-              AND NOT EXISTS (SELECT 1 FROM ratings r WHERE r.output_id = q.output_id
-                              AND r.reviewer_id = ?)
+              AND NOT EXISTS (SELECT 1 FROM ratings r WHERE r.reviewer_id = ?
+                              AND r.output_id = q.output_id
+                              AND r.pair_output_id IS q.pair_output_id)
             ORDER BY q.cycle_id DESC, q.priority
             LIMIT 1
-            """, [*skipped, reviewer_id])
+            """, [*skipped, *skipped_items, reviewer_id])
 
     def queue_progress(self, reviewer_id: int | None = None) -> dict[str, int]:
         # over every cycle's queue, like next_queue_item, so 100% means nothing is left to rate
@@ -320,32 +349,45 @@ class Store:
 
     def add_rating(self, *, reviewer_id: int, output_id: int, verdict: str,
                    score: int | None = None, corrected: str | None = None,
-                   comment: str | None = None) -> int:
-        """Append a rating. If this reviewer already rated the output, the new rating supersedes
-        their current one. Closes the queue item once it has enough ratings."""
+                   comment: str | None = None, pair_output_id: int | None = None,
+                   preferred_output_id: int | None = None, pair_score: int | None = None,
+                   left_output_id: int | None = None, created_at: str | None = None) -> int:
+        """Append a rating. If this reviewer already rated the output (the same pair, for a
+        pairwise rating), the new rating supersedes their current one. Closes the queue item
+        once it has enough ratings (and reopens it if an edit to "skip" leaves it short).
+
+        A pairwise rating compares ``output_id`` with ``pair_output_id``: ``preferred_output_id``
+        is the one preferred (or None), ``score``/``pair_score`` score each, and
+        ``left_output_id`` is the one that was shown on the left. ``created_at`` keeps the time
+        of a rating imported from elsewhere (default: now)."""
         with self.write() as db:
-            if not db.execute("SELECT 1 FROM outputs WHERE id = ?", [output_id]).fetchone():
-                raise LookupError(f"no output {output_id}")
+            for needed in (output_id, pair_output_id):
+                if needed is not None and not db.execute(
+                        "SELECT 1 FROM outputs WHERE id = ?", [needed]).fetchone():
+                    raise LookupError(f"no output {needed}")
             reviewer = db.execute("SELECT disabled FROM reviewers WHERE id = ?",
                                   [reviewer_id]).fetchone()
             if reviewer is None or reviewer[0]:
                 raise PermissionError(f"reviewer {reviewer_id} does not exist or is disabled")
             current = db.execute(
-                CURRENT_RATINGS + " AND r.output_id = ? AND r.reviewer_id = ?",
-                [output_id, reviewer_id]).fetchone()
+                CURRENT_RATINGS + " AND r.output_id = ? AND r.reviewer_id = ? "
+                "AND r.pair_output_id IS ?", [output_id, reviewer_id, pair_output_id]).fetchone()
             table = db["ratings"]
             table.insert({
                 "output_id": output_id, "reviewer_id": reviewer_id, "verdict": verdict,
                 "score": score, "corrected": corrected, "comment": comment,
-                "supersedes_id": current[0] if current else None, "created_at": now(),
+                "supersedes_id": current[0] if current else None,
+                "created_at": created_at or now(), "pair_output_id": pair_output_id, "preferred_output_id": preferred_output_id,
+                "pair_score": pair_score, "left_output_id": left_output_id,
             })
             rating_id = int(table.last_pk)
             db.execute(
-                f"""UPDATE review_queue SET status = 'done'
-                    WHERE output_id = ? AND ratings_needed <= (
+                f"""UPDATE review_queue SET status = CASE WHEN ratings_needed <= (
                         SELECT COUNT(DISTINCT c.reviewer_id) FROM ({CURRENT_RATINGS}) c
-                        WHERE c.output_id = ? AND c.verdict != 'skip')""",
-                [output_id, output_id])
+                        WHERE c.output_id = ? AND c.pair_output_id IS ?
+                          AND c.verdict != 'skip') THEN 'done' ELSE 'open' END
+                    WHERE output_id = ? AND pair_output_id IS ?""",
+                [output_id, pair_output_id, output_id, pair_output_id])
             return rating_id
 
     def current_ratings(self, *, unused_only: bool, cycle_ids: list[int] | None = None
@@ -354,9 +396,12 @@ class Store:
         cycle has trained on yet."""
         sql = f"""
             SELECT c.id, c.output_id, o.cycle_id, v.name AS reviewer, c.verdict, o.input,
-                   o.output, o.reference, c.score, c.corrected, c.comment, o.example_id
+                   o.output, o.reference, c.score, c.corrected, c.comment, o.example_id,
+                   c.pair_output_id, p.output AS pair_output, c.pair_score,
+                   c.preferred_output_id
             FROM ({CURRENT_RATINGS}) c
             JOIN outputs o ON o.id = c.output_id
+            LEFT JOIN outputs p ON p.id = c.pair_output_id
             JOIN reviewers v ON v.id = c.reviewer_id
         """
         conditions = []

@@ -139,3 +139,135 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@migration
+def m002_review_loop(db: sqlite_utils.Database) -> None:
+    """Pairwise ratings, pair items in the review queue, queue indexes, single sign-on emails.
+
+    A pairwise rating is a row of ``ratings`` like any other (append-only, superseding, traced in
+    ``feedback_usage``): ``output_id`` is the newer cycle's output, ``pair_output_id`` the older
+    cycle's output for the same input, ``preferred_output_id`` the one the expert preferred (NULL:
+    neither), ``score``/``pair_score`` the optional 1-5 scores of each, and ``left_output_id`` the
+    one shown on the left (sides are shuffled; this keeps position bias measurable).
+
+    ``review_queue`` is rebuilt because its ``output_id`` was UNIQUE: an output can now be queued
+    once on its own and once in a pair. Nothing references the queue, so the copy is safe.
+    """
+    db.executescript(
+        """
+        ALTER TABLE ratings ADD COLUMN pair_output_id INTEGER REFERENCES outputs(id);
+        ALTER TABLE ratings ADD COLUMN preferred_output_id INTEGER REFERENCES outputs(id);
+        ALTER TABLE ratings ADD COLUMN pair_score INTEGER CHECK (pair_score BETWEEN 1 AND 5);
+        ALTER TABLE ratings ADD COLUMN left_output_id INTEGER REFERENCES outputs(id);
+        CREATE TRIGGER ratings_pair_fields_agree BEFORE INSERT ON ratings
+        WHEN (NEW.pair_output_id IS NULL AND (NEW.preferred_output_id IS NOT NULL
+                                              OR NEW.pair_score IS NOT NULL
+                                              OR NEW.left_output_id IS NOT NULL))
+          OR (NEW.pair_output_id IS NOT NULL AND (
+                NEW.pair_output_id = NEW.output_id
+                OR NEW.corrected IS NOT NULL
+                OR NEW.preferred_output_id NOT IN (NEW.output_id, NEW.pair_output_id)
+                OR NEW.left_output_id NOT IN (NEW.output_id, NEW.pair_output_id)
+                OR (NEW.verdict IN ('skip', 'unclear') AND NEW.preferred_output_id IS NOT NULL)))
+        BEGIN
+            SELECT RAISE(ABORT, 'pairwise rating: two outputs, preferring one or neither');
+        END;
+        -- "has this reviewer rated this item?" (the queue's next item, progress); covering, so
+        -- skipping the items an expert already rated never reads the ratings table itself
+        CREATE INDEX ratings_reviewer ON ratings(reviewer_id, output_id, pair_output_id);
+        CREATE INDEX outputs_example ON outputs(example_id);  -- import finds outputs by content
+
+        CREATE TABLE review_queue_v2 (
+            id INTEGER PRIMARY KEY,
+            output_id INTEGER NOT NULL REFERENCES outputs(id),
+            pair_output_id INTEGER REFERENCES outputs(id),  -- pairwise item: the earlier output
+            cycle_id INTEGER NOT NULL REFERENCES cycles(id),
+            priority INTEGER NOT NULL,         -- 0 first
+            sampler TEXT NOT NULL,
+            ratings_needed INTEGER NOT NULL,
+            status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open','done')),
+            created_at TEXT NOT NULL,
+            CHECK (pair_output_id IS NULL OR pair_output_id != output_id)
+        );
+        INSERT INTO review_queue_v2 (id, output_id, cycle_id, priority, sampler, ratings_needed,
+                                     status, created_at)
+            SELECT id, output_id, cycle_id, priority, sampler, ratings_needed, status, created_at
+            FROM review_queue;
+        DROP TABLE review_queue;
+        ALTER TABLE review_queue_v2 RENAME TO review_queue;
+        CREATE UNIQUE INDEX review_queue_item ON review_queue(output_id, IFNULL(pair_output_id, 0));
+        -- next_queue_item: open items, newest cycle first, then by priority
+        CREATE INDEX review_queue_next ON review_queue(status, cycle_id DESC, priority);
+
+        ALTER TABLE reviewers ADD COLUMN email TEXT;  -- single sign-on: the identity's email
+        CREATE UNIQUE INDEX reviewers_email ON reviewers(lower(email)) WHERE email IS NOT NULL;
+        """
+    )
+
+
+@migration
+def m004_evaluation_records(db: sqlite_utils.Database) -> None:
+    """Per-example predictions on validation and test (for ``tuneloop compare`` and the report's
+    confusion matrix and calibration), and the base model's benchmark figures, measured once per
+    project and setup so every cycle can be compared with what the model knew before finetuning."""
+    db.executescript(
+        """
+        CREATE TABLE predictions (
+            id INTEGER PRIMARY KEY,
+            cycle_id INTEGER NOT NULL REFERENCES cycles(id),
+            split TEXT NOT NULL CHECK (split IN ('validation','test')),
+            example_id TEXT NOT NULL,
+            input TEXT NOT NULL,
+            reference TEXT,
+            output TEXT NOT NULL,
+            confidence REAL,
+            correct INTEGER,                   -- 1/0 against the reference; NULL without one
+            extra TEXT,                        -- JSON: per-example loss, nll, tokens
+            UNIQUE (cycle_id, split, example_id)
+        );
+        CREATE TABLE base_metrics (
+            id INTEGER PRIMARY KEY,
+            project TEXT NOT NULL,
+            model TEXT NOT NULL,               -- the base model's location
+            metric TEXT NOT NULL,              -- the model metric component, e.g. lm_eval
+            setup TEXT NOT NULL,               -- JSON of its options: another setup, another figure
+            name TEXT NOT NULL,
+            value REAL NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (project, model, metric, setup, name)
+        );
+        """
+    )
+
+
+@migration
+def m003_trials(db: sqlite_utils.Database) -> None:
+    """Hyperparameter search (``tuneloop tune``): one row per trial of a study, kept whatever its
+    end (complete, pruned on its intermediate validation figures, failed), so a search can be
+    read back and compared. How a cycle's training went (padding share, the regularizers' reports)
+    goes into ``cycles.stats`` under ``training``; it needs no column."""
+    db.executescript(
+        """
+        CREATE TABLE trials (
+            id INTEGER PRIMARY KEY,
+            project TEXT NOT NULL,
+            study TEXT NOT NULL,               -- one tuneloop tune run
+            number INTEGER NOT NULL,           -- the trial's number within its study
+            strategy TEXT NOT NULL CHECK (strategy IN ('grid','random','bayes')),
+            params TEXT NOT NULL,              -- JSON: search path -> value tried
+            metric TEXT NOT NULL,              -- the validation figure optimised
+            direction TEXT NOT NULL CHECK (direction IN ('maximize','minimize')),
+            value REAL,                        -- best validation value; NULL unless complete
+            state TEXT NOT NULL CHECK (state IN ('running','complete','pruned','failed')),
+            intermediate TEXT,                 -- JSON [[evaluation, step, value], ...]
+            error TEXT,
+            applied INTEGER NOT NULL DEFAULT 0, -- 1: its params were written into the config
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            seconds REAL,
+            UNIQUE (study, number)
+        );
+        CREATE INDEX trials_project ON trials(project, study);
+        """
+    )

@@ -1,23 +1,31 @@
-"""``causal_lm_sft``: supervised finetuning of a causal language model on prompt/completion pairs.
+"""``causal_lm_sft``: supervised finetuning of a causal language model on completions.
 
-Each example's ``input`` is the prompt and its ``target`` the completion. The model sees
-``prompt + completion + eos`` and is trained on the completion tokens only (the prompt and the
-padding are labelled -100), so it learns to answer, not to echo prompts. Validation is the loss on
-the validation completions; the best checkpoint is the one with the lowest.
+Two shapes of example, told apart per example (``format: auto``) or fixed by the option:
 
-``predict`` generates greedily and, for examples with a reference completion, scores the reference
-too (summed negative log-likelihood and token count in ``Prediction.extra``), so perplexity needs no
-second pass over the model.
+- prompt/completion: ``input`` is the prompt and ``target`` the completion. The model sees
+  ``prompt + completion + eos`` and is trained on the completion tokens only (the prompt and the
+  padding are labelled -100), so it learns to answer, not to echo prompts.
+- chat: ``input`` is a JSON list of messages (``[{"role": "user", "content": "..."}, ...]``),
+  rendered with the tokenizer's chat template; ``target``, when set, is appended as the final
+  assistant message. The loss covers the assistant turns only (their content and the template's
+  end-of-turn marker), found by rendering the conversation a turn at a time.
+
+Validation is the loss on the validation completions; the best checkpoint is the one with the
+lowest. ``predict`` generates greedily and, for examples with a reference completion, scores the
+reference too (summed negative log-likelihood and token count in ``Prediction.extra``), so
+perplexity needs no second pass over the model.
 
 torch and transformers are imported inside functions: registering this trainer stays cheap.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+import json
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
-from tuneloop.components import Example, Prediction, Regularizer, Trainer, TrainResult
+from tuneloop.components import Example, Options, Prediction, Regularizer, Trainer, TrainResult
 from tuneloop.errors import ConfigError, TuneloopError
+from tuneloop.plugins.trainers.recipe import TaskRecipe
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -27,25 +35,37 @@ if TYPE_CHECKING:  # pragma: no cover
 IGNORED = -100  # the label cross-entropy skips: prompt and padding positions
 
 
+class CausalLMOptions(Options):
+    format: Literal["auto", "text", "messages"] = "auto"
+
+
 class CausalLMTrainer(Trainer):
     """Finetunes ``AutoModelForCausalLM`` on completions with the shared training loop."""
 
     name = "causal_lm_sft"
     tasks = ("causal-lm",)
+    Options = CausalLMOptions
+    options: CausalLMOptions
 
     def train(self, context: "CycleContext", splits: dict[str, list[Example]],
               regularizers: list[Regularizer]) -> TrainResult:
         from tuneloop.plugins.trainers import common
 
+        self.check_select_metric(context)
+        with_targets = {name: [example for example in splits.get(name) or []
+                               if example.target is not None]
+                        for name in ("train", "validation")}
+        return common.train(context, with_targets, regularizers, self.recipe(context))
+
+    def recipe(self, context: "CycleContext") -> "CausalLMRecipe":
+        return CausalLMRecipe(context, self.options)
+
+    def check_select_metric(self, context: "CycleContext") -> None:
         if context.select_metric != "loss":
             where = str(context.config.config_path or "config")
             raise ConfigError(where, [f'training.select_metric: {self.name} selects checkpoints by '
                                       f'validation loss, not "{context.select_metric}"; set it to '
                                       f"loss or leave it out"])
-        with_targets = {name: [example for example in splits.get(name) or []
-                               if example.target is not None]
-                        for name in ("train", "validation")}
-        return common.train(context, with_targets, regularizers, CausalLMRecipe(context))
 
     def predict(self, model_dir: str, examples: list[Example],
                 context: "CycleContext") -> list[Prediction]:
@@ -54,11 +74,11 @@ class CausalLMTrainer(Trainer):
 
         from tuneloop.plugins.trainers import common
 
+        recipe = CausalLMRecipe(context, self.options)
         with common.quiet_transformers_progress():
-            model, tokenizer = load_causal_lm(model_dir)
+            model, tokenizer = recipe.load(model_dir)
         device = common.device()
         model.to(device).eval()
-        max_length = context.config.model.max_length
 
         prompts = [example.input for example in examples]
         batches = common.batches_by_length(prompts, context.config.training.eval_batch_size)
@@ -67,10 +87,10 @@ class CausalLMTrainer(Trainer):
             for batch in batches:
                 batch_examples = [examples[index] for index in batch]
                 completions = generate(model, tokenizer,
-                                       [example.input for example in batch_examples], max_length,
+                                       [recipe.prompt_ids(example, tokenizer)
+                                        for example in batch_examples],
                                        context.config.training.max_new_tokens, device)
-                references = reference_likelihoods(model, tokenizer, batch_examples, max_length,
-                                                   device)
+                references = reference_likelihoods(model, tokenizer, batch_examples, recipe, device)
                 for index, example, (text, confidence), extra in zip(
                         batch, batch_examples, completions, references):
                     predictions[index] = Prediction(example_id=example.id, output=text,
@@ -79,18 +99,42 @@ class CausalLMTrainer(Trainer):
         return [predictions[index] for index in range(len(examples))]
 
 
-class CausalLMRecipe:
-    """The causal-LM parts of the shared training loop (see ``common.TaskRecipe``)."""
+class CausalLMRecipe(TaskRecipe):
+    """The causal-LM parts of the shared training loop (see ``recipe.TaskRecipe``)."""
 
-    def __init__(self, context: "CycleContext"):
+    def __init__(self, context: "CycleContext", options: CausalLMOptions | None = None):
         self.max_length = context.config.model.max_length
+        self.format = (options or CausalLMOptions()).format
 
     def load(self, model_dir: str) -> tuple[Any, Any]:
         return load_causal_lm(model_dir)
 
+    def is_chat(self, example: Example) -> bool:
+        if self.format == "auto":
+            return parse_messages(example.input) is not None
+        return self.format == "messages"
+
     def encode(self, example: Example, tokenizer: Any) -> dict[str, Any]:
-        return encode_prompt_completion(tokenizer, example.input, example.target or "",
-                                        self.max_length)
+        return self.encode_completion(example, example.target or "", tokenizer)
+
+    def encode_completion(self, example: Example, completion: str,
+                          tokenizer: Any) -> dict[str, list[int]]:
+        """``example``'s prompt (or conversation) followed by ``completion``, labelled on the
+        completion only."""
+        if self.is_chat(example):
+            messages = messages_of(example)
+            return encode_chat(tokenizer, messages + [{"role": "assistant", "content": completion}],
+                               self.max_length)
+        return encode_prompt_completion(tokenizer, example.input, completion, self.max_length)
+
+    def prompt_ids(self, example: Example, tokenizer: Any) -> list[int]:
+        """The tokens a completion of ``example`` is generated after (the last ``max_length - 1``)."""
+        if self.is_chat(example):
+            text = render_chat(tokenizer, messages_of(example), add_generation_prompt=True)
+            ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        else:
+            ids = prompt_token_ids(tokenizer, example.input)
+        return ids[-(self.max_length - 1):]
 
     def collator(self, tokenizer: Any) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
         return CompletionCollator(tokenizer.pad_token_id)
@@ -98,9 +142,6 @@ class CausalLMRecipe:
     def position_losses(self, logits: "torch.Tensor", labels: "torch.Tensor",
                         label_smoothing: float) -> tuple["torch.Tensor", "torch.Tensor"]:
         return next_token_losses(logits, labels, label_smoothing)
-
-    def validation_scorer(self) -> None:
-        return None  # the validation loss is the figure; keeping logits would cost vocab x tokens
 
     def greater_is_better(self, select_metric: str) -> bool:
         return False  # the loss
@@ -110,21 +151,22 @@ def load_causal_lm(model_dir: str) -> tuple[Any, Any]:
     """The model and its tokenizer, with a pad token (eos when the tokenizer has none, as GPT-2)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from tuneloop.plugins.trainers.adjustments import load_pretrained
+    from tuneloop.plugins.trainers.common import quiet_loading
+
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.eos_token_id is None:
         raise TuneloopError(f"{model_dir}: the tokenizer has no eos token; causal_lm_sft ends "
                             f"every completion with one so the model learns to stop")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    from tuneloop.plugins.trainers.common import quiet_loading
-
     with quiet_loading():
-        model = AutoModelForCausalLM.from_pretrained(model_dir)
+        model = load_pretrained(AutoModelForCausalLM, model_dir)
     return model, tokenizer
 
 
 # --------------------------------------------------------------------------------------------------
-# Encoding and collation
+# Encoding: prompt/completion and chat
 # --------------------------------------------------------------------------------------------------
 
 
@@ -153,6 +195,79 @@ def encode_prompt_completion(tokenizer: Any, prompt: str, completion: str,
     input_ids = prompt_ids + completion_ids
     return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids),
             "labels": [IGNORED] * len(prompt_ids) + completion_ids}
+
+
+def parse_messages(text: str) -> list[dict[str, str]] | None:
+    """``text`` as a chat conversation (a JSON list of ``{"role", "content"}`` objects), or
+    ``None`` when it is not one."""
+    if not text.lstrip().startswith("["):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(value, list) or not value:
+        return None
+    if not all(isinstance(message, dict) and isinstance(message.get("role"), str)
+               and isinstance(message.get("content"), str) for message in value):
+        return None
+    return value
+
+
+def messages_of(example: Example) -> list[dict[str, str]]:
+    messages = parse_messages(example.input)
+    if messages is None:
+        raise TuneloopError(f"example {example.id}: the input is not a chat conversation (a JSON "
+                            f'list of {{"role", "content"}} messages)')
+    return messages
+
+
+def render_chat(tokenizer: Any, messages: list[dict[str, str]],
+                add_generation_prompt: bool = False) -> str:
+    if not getattr(tokenizer, "chat_template", None):
+        raise TuneloopError(f"{tokenizer.name_or_path or 'the tokenizer'}: no chat template; chat "
+                            f"examples need a tokenizer with one (tokenizer_config.json)")
+    if not messages:
+        return ""
+    return tokenizer.apply_chat_template(messages, tokenize=False,
+                                         add_generation_prompt=add_generation_prompt)
+
+
+def assistant_spans(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered conversation and the character spans of its assistant turns.
+
+    A turn's span runs from the end of the conversation before it (with the generation prompt, so
+    ``<|assistant|>``-style headers are not trained on) to the end of the conversation through it
+    (its content and end-of-turn marker). Templates that do not render a conversation as the
+    concatenation of its turns cannot be split this way, and are refused.
+    """
+    full = render_chat(tokenizer, messages)
+    spans = []
+    for number, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        before = render_chat(tokenizer, messages[:number], add_generation_prompt=True)
+        through = render_chat(tokenizer, messages[:number + 1])
+        if not (through.startswith(before) and full.startswith(through)):
+            raise TuneloopError(f"{tokenizer.name_or_path or 'the tokenizer'}: its chat template "
+                                f"does not render a conversation turn by turn, so the assistant "
+                                f"turns cannot be found")
+        spans.append((len(before), len(through)))
+    return full, spans
+
+
+def encode_chat(tokenizer: Any, messages: list[dict[str, str]],
+                max_length: int) -> dict[str, list[int]]:
+    """A conversation as token ids, labelled on the assistant turns only; over ``max_length``
+    tokens the conversation loses its earliest tokens (the last answer matters most)."""
+    text, spans = assistant_spans(tokenizer, messages)
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    input_ids = list(encoded["input_ids"])
+    labels = [token if any(start <= offset[0] < end for start, end in spans)
+              and offset[1] > offset[0] else IGNORED
+              for token, offset in zip(input_ids, encoded["offset_mapping"])]
+    input_ids, labels = input_ids[-max_length:], labels[-max_length:]
+    return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels}
 
 
 def pad(sequences: Sequence[Sequence[int]], value: int, side: str = "right") -> "torch.Tensor":
@@ -202,13 +317,12 @@ def next_token_losses(logits: "torch.Tensor", labels: "torch.Tensor",
 # --------------------------------------------------------------------------------------------------
 
 
-def generate(model: Any, tokenizer: Any, prompts: list[str], max_length: int,
-             max_new_tokens: int, device: Any) -> list[tuple[str, float]]:
-    """Greedy completions of ``prompts`` (left-padded into one batch) and their mean token
+def generate(model: Any, tokenizer: Any, prompt_ids: list[list[int]], max_new_tokens: int,
+             device: Any) -> list[tuple[str, float]]:
+    """Greedy completions of the prompts (left-padded into one batch) and their mean token
     probability, counting the tokens up to and including the first eos."""
     import torch
 
-    prompt_ids = [prompt_token_ids(tokenizer, prompt)[-(max_length - 1):] for prompt in prompts]
     input_ids = pad(prompt_ids, tokenizer.pad_token_id, side="left").to(device)
     attention_mask = pad([[1] * len(ids) for ids in prompt_ids], 0, side="left").to(device)
     output = model.generate(input_ids=input_ids, attention_mask=attention_mask,
@@ -230,17 +344,15 @@ def generate(model: Any, tokenizer: Any, prompts: list[str], max_length: int,
     return results
 
 
-def reference_likelihoods(model: Any, tokenizer: Any, examples: list[Example], max_length: int,
-                          device: Any) -> list[dict[str, float]]:
+def reference_likelihoods(model: Any, tokenizer: Any, examples: list[Example],
+                          recipe: CausalLMRecipe, device: Any) -> list[dict[str, float]]:
     """For each example with a target: ``{"nll": summed negative log-likelihood of the completion
     and eos, "tokens": their count}``, encoded exactly as in training; ``{}`` for the others."""
     scored = [index for index, example in enumerate(examples) if example.target is not None]
     extras: list[dict[str, float]] = [{} for _ in examples]
     if not scored:
         return extras
-    features = [encode_prompt_completion(tokenizer, examples[index].input,
-                                         examples[index].target or "", max_length)
-                for index in scored]
+    features = [recipe.encode(examples[index], tokenizer) for index in scored]
     batch = {name: tensor.to(device)
              for name, tensor in CompletionCollator(tokenizer.pad_token_id)(features).items()}
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits

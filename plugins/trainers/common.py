@@ -1,8 +1,12 @@
-"""The training loop both built-in trainers share, on top of ``transformers.Trainer``.
+"""The training loop every built-in trainer shares, on top of ``transformers.Trainer``.
 
-``train`` reads top to bottom: load, encode, arguments, regularizers, trainer, train, save. What
-differs between tasks (how a model is loaded, how an example becomes tensors, which loss each
-position gets, what validation computes) comes from a ``TaskRecipe``.
+``train`` reads top to bottom: load, set up the regularizers, encode, arguments, adjust the model,
+build the trainer, train (resuming from the last complete checkpoint), save. What differs between
+tasks (how a model is loaded, how an example becomes tensors, the loss of a batch, what validation
+computes) comes from a ``TaskRecipe``; the helpers the loop needs live in small modules beside this
+one (``adjustments``: freezing, head, LoRA; ``checkpoints``: atomic checkpoints and resume;
+``batching``: length-grouped batches and the padding count; ``callbacks``: figures, progress,
+TensorBoard).
 
 This module imports torch and transformers at its top, so it is imported only from inside trainer
 methods: registering the trainers must stay cheap.
@@ -12,44 +16,52 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import shutil
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import transformers
-from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging as transformers_logging
 
 from tuneloop.components import Example, Regularizer, TrainResult
-from tuneloop.context import CycleContext, Progress
-from tuneloop.errors import PluginError, TuneloopError
+from tuneloop.context import CycleContext
+from tuneloop.errors import ConfigError, PluginError, TuneloopError
+from tuneloop.interface_checks import regularizer_penalty
+from tuneloop import distributed
+from tuneloop.plugins.trainers import adjustments, batching, callbacks, checkpoints
+from tuneloop.plugins.trainers.recipe import TaskRecipe
 
 LOG_EVERY_STEPS = 10
 
+OPTIMIZERS = {"adamw": "adamw_torch", "sgd": "sgd", "adafactor": "adafactor",
+              "adagrad": "adagrad", "rmsprop": "rmsprop"}
 
-class TaskRecipe(Protocol):
-    """What one task contributes to the shared training loop."""
 
-    def load(self, model_dir: str) -> tuple[Any, Any]:
-        """The model and tokenizer to start from."""
+@dataclass
+class TrainingSession:
+    """What a regularizer's optional ``setup(session)`` sees before training starts.
 
-    def encode(self, example: Example, tokenizer: Any) -> dict[str, Any]:
-        """One example's features: ``input_ids``, ``attention_mask`` and ``labels``."""
+    ``train`` can be extended (replay adds earlier data here); ``report`` collects what each
+    regularizer did, by name, and ends up in the cycle's record. ``loss`` computes the mean training
+    loss of some examples under a model, with gradients (EWC uses it for the Fisher information).
+    """
 
-    def collator(self, tokenizer: Any) -> Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]]:
-        """Pads a batch of encoded examples into tensors."""
+    context: CycleContext
+    recipe: TaskRecipe
+    tokenizer: Any
+    train: list[Example]
+    validation: list[Example]
+    report: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def position_losses(self, logits: torch.Tensor, labels: torch.Tensor,
-                        label_smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each scored position's loss and a mask of the positions that count, ``[batch, ...]``."""
-
-    def validation_scorer(self) -> Callable[[Any, list[Example]], dict[str, float]] | None:
-        """Validation figures beyond the loss, from logits rows and their examples (``None``: the
-        loss only, and evaluation keeps no logits)."""
-
-    def greater_is_better(self, select_metric: str) -> bool:
-        """Whether a higher value of the selection metric is better."""
+    def loss(self, model: Any, examples: Sequence[Example]) -> torch.Tensor:
+        features = [self.recipe.encode(example, self.tokenizer) for example in examples]
+        device = next(model.parameters()).device
+        batch = {name: value.to(device) for name, value
+                 in self.recipe.collator(self.tokenizer)(features).items()}
+        losses, mask, _ = self.recipe.losses(model, batch, 0.0)
+        return weighted_mean(losses, mask)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -62,9 +74,10 @@ def train(context: CycleContext, splits: dict[str, list[Example]],
     """Finetune ``context.start_model`` on the train split, selecting on the validation split.
 
     Saves the best model and its tokenizer to ``context.run_dir / "model"``. Checkpoints go to
-    ``context.run_dir / "checkpoints"`` while training (a crashed run resumes from the latest one)
-    and are deleted once the model is saved.
+    ``context.run_dir / "checkpoints"`` while training, each written whole before it appears (a run
+    killed at any point resumes from the last complete one), and are deleted once the model is saved.
     """
+    training = context.config.training
     model_dir = context.run_dir / "model"
     checkpoint_dir = context.run_dir / "checkpoints"
     transformers.set_seed(context.seed)  # a fresh task head is initialised when the model loads
@@ -75,22 +88,30 @@ def train(context: CycleContext, splits: dict[str, list[Example]],
         # -- 1. model and tokenizer ------------------------------------------------------------
         model, tokenizer = recipe.load(context.start_model)
 
-        # -- 2. data: examples to features (validation unweighted: it measures, training shapes)
-        train_examples = splits.get("train") or []
-        validation_examples = splits.get("validation") or []
-        if not train_examples:
+        # -- 2. regularizers see the session first (replay adds training examples here) --------
+        session = TrainingSession(context, recipe, tokenizer, list(splits.get("train") or []),
+                                  list(splits.get("validation") or []))
+        for regularizer in regularizers:
+            setup = getattr(regularizer, "setup", None)
+            if setup is not None:
+                setup(session)
+        if not session.train:
             raise TuneloopError("the train split is empty: nothing to train on "
                                 "(check data.sources and data.split)")
+
+        # -- 3. data: examples to features (validation unweighted: it measures, training shapes)
         train_features = [dict(recipe.encode(example, tokenizer), weight=float(example.weight),
                                example_index=index)
-                          for index, example in enumerate(train_examples)]
+                          for index, example in enumerate(session.train)]
         validation_features = [dict(recipe.encode(example, tokenizer), weight=1.0,
                                     example_index=index)
-                               for index, example in enumerate(validation_examples)]
+                               for index, example in enumerate(session.validation)]
+        recipe.add_reference(train_features, model, tokenizer)
+        recipe.add_reference(validation_features, model, tokenizer)
         validates = bool(validation_features)
         score = recipe.validation_scorer() if validates else None
 
-        # -- 3. training arguments: the config's hyperparameters, then each regularizer's edits
+        # -- 4. training arguments: the config's hyperparameters, then each regularizer's edits
         args = training_arguments(context, checkpoint_dir, validates,
                                   greater_is_better=recipe.greater_is_better(context.select_metric),
                                   keeps_logits=score is not None)
@@ -98,19 +119,24 @@ def train(context: CycleContext, splits: dict[str, list[Example]],
             regularizer.configure(args)
             check_argument_names(args, regularizer)
 
-        # -- 4. the model, as the regularizers want it (dropout, frozen layers, adapters) -------
+        # -- 5. the model: the config's adjustments, the regularizers' edits, then LoRA ----------
+        model = adjustments.apply_config(model, training, context.task)
         for regularizer in regularizers:
             prepared = regularizer.prepare(model)
             if prepared is None:
                 raise PluginError(regularizer.name,
                                   "prepare(model) returned None; it must return the model")
             model = prepared
+        if training.lora is not None:
+            model = adjustments.add_lora(model, training.lora, context.task)
 
-        # -- 5. the trainer: shaped loss, figures to context.log, steps to context.progress -----
-        callbacks = [ContextLogCallback(context),
-                     ContextProgressCallback(context.progress, progress_scope)]
+        # -- 6. the trainer: shaped loss, figures to the cycle, TensorBoard, one progress bar ----
+        trainer_callbacks = [callbacks.ContextLogCallback(context),
+                             callbacks.ProgressCallback(context.progress, progress_scope)]
+        if training.tensorboard and distributed.is_main_process():
+            trainer_callbacks.append(callbacks.tensorboard(context.run_dir / "tensorboard"))
         for regularizer in regularizers:
-            callbacks.extend(regularizer.callbacks())
+            trainer_callbacks.extend(regularizer.callbacks())
         trainer = WeightedLossTrainer(
             model=model,
             args=transformers.TrainingArguments(**args),
@@ -118,29 +144,44 @@ def train(context: CycleContext, splits: dict[str, list[Example]],
             eval_dataset=validation_features if validates else None,
             data_collator=ExampleFieldsCollator(recipe.collator(tokenizer)),
             processing_class=tokenizer,
-            compute_metrics=in_example_order(score, validation_examples) if score else None,
-            callbacks=callbacks,
-            position_losses=recipe.position_losses,
+            compute_metrics=in_example_order(score, session.validation) if score else None,
+            callbacks=trainer_callbacks,
+            recipe=recipe,
             regularizers=regularizers,
+            step_decay=training.step_decay if training.schedule == "step" else None,
+            group_by_length=training.group_by_length,
         )
         trainer.remove_callback(transformers.PrinterCallback)  # it would print every log line
 
-        # -- 6. train, resuming from the latest checkpoint of a crashed run ---------------------
-        resume_from = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
-        output = trainer.train(resume_from_checkpoint=resume_from)
+        # -- 7. train, resuming from the last complete checkpoint of an interrupted run ---------
+        resume_from = checkpoints.last_complete(checkpoint_dir)
+        if resume_from is not None:
+            callbacks.forget_logs_after(context, checkpoints.step_of(resume_from))
+        output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
 
-        # -- 7. save the best model (loaded back at the end), then drop the checkpoints ---------
-        trainer.save_model(str(model_dir))
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        # -- 8. save the best model (loaded back at the end), then drop the checkpoints ---------
+        if distributed.is_main_process():
+            lora_save = training.lora.save if training.lora is not None else None
+            checkpoints.write_atomically(
+                model_dir, lambda folder: recipe.save(trainer.model, tokenizer, folder, lora_save))
+            checkpoints.remove(checkpoint_dir)
+        distributed.barrier()
 
     state = trainer.state
+    extra: dict[str, Any] = {name: float(value) for name, value in output.metrics.items()}
+    extra["padding_fraction"] = trainer.padding.fraction()
+    extra["regularizers"] = session.report
+    extra["train_examples"] = len(session.train)
+    extra["arguments"] = {name: args[name] for name in RECORDED_ARGUMENTS if name in args}
+    if resume_from is not None:
+        extra["resumed_from_step"] = checkpoints.step_of(resume_from)
     return TrainResult(
         model_dir=str(model_dir),
         best_metric=float(state.best_metric) if state.best_metric is not None else None,
         best_step=state.best_global_step or None,
         global_step=state.global_step,
         history=list(state.log_history),
-        extra={name: float(value) for name, value in output.metrics.items()},
+        extra=extra,
     )
 
 
@@ -150,6 +191,8 @@ def training_arguments(context: CycleContext, checkpoint_dir: Path, validates: b
 
     Checkpoints follow the validation schedule, so the best one is always on disk for
     ``load_best_model_at_end``; ``save_total_limit=1`` keeps just it and the latest (to resume).
+    Gradients are clipped to norm 1.0 (transformers' default) unless ``gradient_clipping`` says
+    otherwise; the cycle records the arguments that shape training (``recorded_arguments``).
     """
     training = context.config.training
     every_epoch = training.eval_every == "epoch"
@@ -160,19 +203,26 @@ def training_arguments(context: CycleContext, checkpoint_dir: Path, validates: b
         "learning_rate": training.learning_rate,
         "per_device_train_batch_size": training.batch_size,
         "per_device_eval_batch_size": training.eval_batch_size,
+        "gradient_accumulation_steps": training.gradient_accumulation,
         "warmup_steps": training.warmup_ratio,  # a float below 1 is a fraction of all steps
+        "lr_scheduler_type": scheduler_name(training.schedule, training.warmup_ratio),
+        "optim": OPTIMIZERS[training.optimizer],
+        "max_grad_norm": 1.0,  # transformers' (and TRL's) default; gradient_clipping sets another
         "seed": context.seed,
-        "train_sampling_strategy": "group_by_length",  # less padding per batch
         "save_strategy": schedule,
         "save_total_limit": 1,
         "logging_strategy": "steps",
         "logging_steps": LOG_EVERY_STEPS,
         "logging_first_step": True,
         "disable_tqdm": True,
-        "report_to": "none",
+        "report_to": "none",  # TensorBoard gets its own callback, writing where the cycle says
         "remove_unused_columns": False,  # the collator adds fields that forward() lacks
         "label_names": ["labels", "example_index"],  # see ExampleFieldsCollator
         "dataloader_pin_memory": torch.cuda.is_available(),
+        # on CPUs, say so: accelerate runs several CPU processes as DDP (gloo) only then
+        "use_cpu": not torch.cuda.is_available(),
+        "ddp_find_unused_parameters": False,  # every trainable weight is used: skip the search
+        **precision_arguments(training.precision, context),
     }
     if not every_epoch:
         args["save_steps"] = training.eval_every
@@ -188,6 +238,33 @@ def training_arguments(context: CycleContext, checkpoint_dir: Path, validates: b
             args["eval_steps"] = training.eval_every
     return args
 
+
+def scheduler_name(schedule: str, warmup_ratio: float) -> str:
+    """transformers' name for a schedule; ``step`` runs as constant and is replaced by
+    ``WeightedLossTrainer.create_scheduler``."""
+    if schedule in ("constant", "step"):
+        return "constant_with_warmup" if warmup_ratio > 0 else "constant"
+    return schedule
+
+
+def precision_arguments(precision: str, context: CycleContext) -> dict[str, bool]:
+    """Mixed precision where the hardware has it: bf16 on GPUs that support it, else fp16."""
+    cuda = torch.cuda.is_available()
+    if precision == "auto":
+        if not cuda:
+            return {}
+        return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
+    if precision == "fp16" and not cuda:
+        where = str(context.config.config_path or "config")
+        raise ConfigError(where, ["training.precision: fp16 needs a CUDA GPU; use auto, fp32 or "
+                                  "bf16 on this machine"])
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+
+# The arguments that shape training, recorded with the cycle (the regularizers may have set them).
+RECORDED_ARGUMENTS = ("learning_rate", "num_train_epochs", "per_device_train_batch_size",
+                      "gradient_accumulation_steps", "lr_scheduler_type", "warmup_steps", "optim",
+                      "weight_decay", "max_grad_norm", "label_smoothing_factor", "bf16", "fp16")
 
 TRAINING_ARGUMENT_NAMES = frozenset(field.name for field in
                                     dataclasses.fields(transformers.TrainingArguments))
@@ -213,13 +290,29 @@ def quiet_transformers_progress() -> Iterator[None]:
             transformers_logging.enable_progress_bar()
 
 
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence transformers' load report while a start model loads: a fresh classification head
+    is expected when finetuning an encoder, and the cycle already says which model it starts from.
+    Real loading errors still raise."""
+    previous = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(previous)
+
+
 def device() -> torch.device:
-    """Where prediction runs: the GPU when there is one (the Trainer decides the same way)."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """Where this process computes: its GPU when there is one (the Trainer decides the same way;
+    under torchrun, ``LOCAL_RANK`` says which GPU is this process's)."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
 
 
 # --------------------------------------------------------------------------------------------------
-# Loss: example weights and regularizer penalties
+# The trainer: weighted loss with penalties, step decay, length-grouped batches, atomic checkpoints
 # --------------------------------------------------------------------------------------------------
 
 
@@ -237,57 +330,91 @@ def weighted_mean(losses: torch.Tensor, mask: torch.Tensor,
     return (losses * scale).sum() / counted.sum().clamp(min=1)
 
 
-@contextlib.contextmanager
-def quiet_loading() -> Iterator[None]:
-    """Silence transformers' load report while a start model loads: a fresh classification head
-    is expected when finetuning an encoder, and the cycle already says which model it starts from.
-    Real loading errors still raise."""
-    previous = transformers_logging.get_verbosity()
-    transformers_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        transformers_logging.set_verbosity(previous)
-
-
 class WeightedLossTrainer(transformers.Trainer):
-    """A ``transformers.Trainer`` whose training loss honours example weights and penalties.
+    """A ``transformers.Trainer`` with tuneloop's loss, schedule, batches and checkpoints.
 
-    In training, the loss is the weighted mean of the recipe's per-position losses (with the
-    arguments' label smoothing) plus every regularizer's ``penalty(model)``. In evaluation it is
-    the plain mean, so the validation loss is comparable across configs and cycles.
+    - Loss: in training, the weighted mean of the recipe's losses (with the arguments' label
+      smoothing) plus every regularizer's ``penalty(model)``; in evaluation the plain mean, so the
+      validation loss is comparable across configs and cycles.
+    - ``schedule: step``: PyTorch's ``StepLR`` after the warmup.
+    - Batches: length-grouped with a seed per epoch (a resumed run sees the same batches), or
+      uniformly random; the share of padding among the tokens processed is counted.
+    - Checkpoints: written to a staging folder and renamed when whole.
     """
 
     loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides by accumulation steps
 
-    def __init__(self, *args: Any,
-                 position_losses: Callable[[torch.Tensor, torch.Tensor, float],
-                                           tuple[torch.Tensor, torch.Tensor]],
-                 regularizers: Sequence[Regularizer] = (), **kwargs: Any):
+    def __init__(self, *args: Any, recipe: TaskRecipe, regularizers: Sequence[Regularizer] = (),
+                 step_decay: Any = None, group_by_length: bool = True, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.position_losses = position_losses
+        self.recipe = recipe
         self.regularizers = list(regularizers)
+        self.step_decay = step_decay
+        self.group_by_length = group_by_length
+        self.padding = batching.PaddingCount()
 
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, Any],
                      return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
         inputs = dict(inputs)  # prediction_step reads the labels from the caller's dict
-        labels = inputs.pop("labels")
         weights = inputs.pop("weight", None)
         inputs.pop("example_index", None)
-        outputs = model(**inputs)
         if model.training:
-            losses, mask = self.position_losses(outputs.logits, labels,
-                                                self.args.label_smoothing_factor)
+            self.padding.add(inputs)
+            losses, mask, outputs = self.recipe.losses(model, inputs,
+                                                       self.args.label_smoothing_factor)
             loss = weighted_mean(losses, mask, weights)
             for regularizer in self.regularizers:
-                penalty = regularizer.penalty(self.model)
+                penalty = regularizer_penalty(regularizer, self.model)  # checked, blamed
                 if penalty is not None:
                     loss = loss + penalty
         else:
-            losses, mask = self.position_losses(outputs.logits, labels, 0.0)
+            losses, mask, outputs = self.recipe.losses(model, inputs, 0.0)
             loss = weighted_mean(losses, mask)
         return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        if "loss" in logs:  # a training log line: add what the recipe gathered since the last one
+            logs = {**logs, **self.recipe.pop_figures()}
+        super().log(logs, *args, **kwargs)
+
+    def create_scheduler(self, num_training_steps: int,
+                         optimizer: torch.optim.Optimizer | None = None) -> Any:
+        if self.step_decay is None or self.lr_scheduler is not None:
+            return super().create_scheduler(num_training_steps, optimizer)
+        self.lr_scheduler = step_decay_schedule(
+            optimizer or self.optimizer, self.args.get_warmup_steps(num_training_steps),
+            self.step_decay.step_size, self.step_decay.gamma)
+        self._created_lr_scheduler = True
+        return self.lr_scheduler
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        group_size = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        lengths = [batching.feature_length(feature) for feature in dataset]
+        if self.group_by_length:
+            return batching.LengthGroupedSampler(lengths, group_size, seed=self.args.seed)
+        return batching.ShuffledSampler(len(lengths), seed=self.args.seed)
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        checkpoints.save_atomically(self, lambda: super(WeightedLossTrainer, self)
+                                    ._save_checkpoint(model, trial))
+
+
+def step_decay_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, step_size: int,
+                        gamma: float) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup, then the rate times ``gamma`` every ``step_size`` steps (``StepLR``)."""
+    import functools
+
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, functools.partial(_step_decay_factor, warmup_steps=warmup_steps,
+                                     step_size=step_size, gamma=gamma))
+
+
+def _step_decay_factor(step: int, *, warmup_steps: int, step_size: int, gamma: float) -> float:
+    if step < warmup_steps:
+        return (step + 1) / (warmup_steps + 1)
+    return gamma ** ((step - warmup_steps) // step_size)
 
 
 class ExampleFieldsCollator:
@@ -326,47 +453,6 @@ def in_example_order(score: Callable[[Any, list[Example]], dict[str, float]],
         return score(logits, [examples[int(index)] for index in indices])
 
     return compute_metrics
-
-
-# --------------------------------------------------------------------------------------------------
-# Callbacks: figures to context.log, steps to context.progress
-# --------------------------------------------------------------------------------------------------
-
-
-class ContextLogCallback(transformers.TrainerCallback):
-    """Streams every logged figure (loss, learning rate, validation figures) to the cycle."""
-
-    def __init__(self, context: CycleContext):
-        self.context = context
-
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
-               **kwargs: Any) -> None:
-        numbers = {name: float(value) for name, value in (logs or {}).items()
-                   if isinstance(value, (int, float)) and not isinstance(value, bool)}
-        if numbers:
-            self.context.log(state.global_step, numbers)
-
-
-class ContextProgressCallback(transformers.TrainerCallback):
-    """One progress bar over all optimizer steps, opened when training begins.
-
-    The bar lives in ``scope`` (an ``ExitStack`` the training function owns), so it closes even
-    when training raises. Validation gets no bar of its own: progress bars do not nest.
-    """
-
-    def __init__(self, progress: Progress, scope: contextlib.ExitStack):
-        self.progress = progress
-        self.scope = scope
-        self.advance: Callable[[int], None] | None = None
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.advance = self.scope.enter_context(self.progress.task("training", state.max_steps))
-        if state.global_step:  # resumed from a checkpoint
-            self.advance(state.global_step)
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.advance is not None:
-            self.advance(1)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,150 @@
+"""A small English thesaurus that ships with tuneloop, so synonym replacement works offline.
+
+WordNet (through nltk) needs a corpus download, and the hub is out of reach on many training
+machines. These groups are written for the language of requests and support conversations: each
+group holds words that can replace one another in most sentences without changing what is asked.
+Only unambiguous, same-part-of-speech pairs are listed; a word with several unrelated senses
+("charge": a fee, to accuse, to fill a battery) is left out, because a wrong sense changes meaning.
+
+For a larger vocabulary, point ``synonym_replace`` at your own file (``source: file``) or at an
+installed WordNet (``source: wordnet``).
+"""
+
+from __future__ import annotations
+
+GROUPS: tuple[tuple[str, ...], ...] = (
+    # verbs of asking and helping
+    ("help", "assist", "aid"),
+    ("want", "wish", "would like"),
+    ("need", "require"),
+    ("buy", "purchase"),
+    ("begin", "start", "commence"),
+    ("stop", "halt", "cease"),
+    ("finish", "complete"),
+    ("provide", "supply"),
+    ("cancel", "call off"),
+    ("allow", "permit"),
+    ("show", "display"),
+    ("tell", "inform"),
+    ("find", "locate"),
+    ("look for", "search for", "seek"),
+    ("fix", "repair", "mend"),
+    ("change", "modify", "alter"),
+    ("delete", "remove", "erase"),
+    ("send", "transmit", "dispatch"),
+    ("choose", "pick", "select"),
+    ("try", "attempt"),
+    ("keep", "retain"),
+    ("check", "verify", "confirm"),
+    ("understand", "comprehend"),
+    ("explain", "clarify"),
+    ("talk", "speak"),
+    ("ask", "enquire", "inquire"),
+    ("answer", "reply", "respond"),
+    ("reserve", "book"),
+    ("postpone", "delay", "defer"),
+    ("arrive", "come"),
+    ("leave", "depart"),
+    ("refund", "reimburse", "pay back"),
+    ("transfer", "move"),
+    ("increase", "raise"),
+    ("decrease", "reduce", "lower"),
+    ("forget", "fail to remember"),
+    ("lose", "misplace"),
+    ("use", "utilize"),
+    ("happen", "occur"),
+    ("appear", "seem"),
+    # nouns of service
+    ("problem", "issue", "trouble"),
+    ("question", "query"),
+    ("mistake", "error"),
+    ("package", "parcel"),
+    ("delivery", "shipment"),
+    ("price", "cost"),
+    ("money", "funds", "cash"),
+    ("job", "employment"),
+    ("bill", "invoice"),
+    ("receipt", "proof of purchase"),
+    ("account", "profile"),
+    ("password", "passcode"),
+    ("address", "location"),
+    ("phone", "telephone", "mobile"),
+    ("message", "note"),
+    ("email", "e-mail"),
+    ("trip", "journey", "travel"),
+    ("flight", "plane ticket"),
+    ("car", "vehicle", "automobile"),
+    ("shop", "store"),
+    ("meal", "food"),
+    ("doctor", "physician"),
+    ("holiday", "vacation"),
+    ("schedule", "timetable"),
+    ("meeting", "appointment"),
+    ("option", "choice", "alternative"),
+    ("information", "details", "info"),
+    ("amount", "sum", "total"),
+    ("reason", "cause"),
+    ("rule", "regulation"),
+    ("permission", "authorization"),
+    ("damage", "harm"),
+    ("kid", "child"),
+    ("friend", "pal", "buddy"),
+    ("boss", "manager", "supervisor"),
+    ("movie", "film"),
+    ("song", "track", "tune"),
+    ("today", "this day"),
+    # adjectives and adverbs
+    ("quick", "fast", "rapid", "speedy"),
+    ("quickly", "fast", "rapidly", "speedily"),
+    ("slow", "sluggish"),
+    ("big", "large", "huge"),
+    ("small", "little", "tiny"),
+    ("bad", "poor", "awful"),
+    ("happy", "glad", "pleased"),
+    ("sad", "unhappy"),
+    ("angry", "upset", "annoyed"),
+    ("easy", "simple"),
+    ("hard", "difficult", "tough"),
+    ("correct", "right", "accurate"),
+    ("wrong", "incorrect", "mistaken"),
+    ("broken", "damaged", "faulty"),
+    ("missing", "lost"),
+    ("late", "delayed", "overdue"),
+    ("early", "ahead of time"),
+    ("cheap", "inexpensive", "affordable"),
+    ("expensive", "costly", "pricey"),
+    ("free", "complimentary", "at no cost"),
+    ("whole", "entire"),
+    ("important", "significant", "crucial"),
+    ("urgent", "pressing"),
+    ("possible", "feasible"),
+    ("sure", "certain"),
+    ("strange", "odd", "weird"),
+    ("safe", "secure"),
+    ("nearby", "close by"),
+    ("recent", "latest"),
+    ("previous", "former", "prior"),
+    ("good", "great"),
+    ("also", "as well"),
+    ("usual", "normal", "regular"),
+    ("main", "primary"),
+    ("enough", "sufficient"),
+    ("again", "once more"),
+    ("now", "right now", "immediately"),
+    ("soon", "shortly"),
+    ("often", "frequently"),
+    ("maybe", "perhaps", "possibly"),
+    ("please", "kindly"),
+    ("very", "really", "extremely"),
+    ("almost", "nearly"),
+)
+
+
+def thesaurus() -> dict[str, list[str]]:
+    """Each word (or phrase) mapped to the other members of its groups, in a fixed order."""
+    table: dict[str, list[str]] = {}
+    for group in GROUPS:
+        for word in group:
+            others = table.setdefault(word, [])
+            others.extend(other for other in group if other != word and other not in others)
+    return table

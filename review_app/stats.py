@@ -1,0 +1,185 @@
+"""What the admin dashboard shows, as plain functions over the store (admins only).
+
+Each function takes the viewer and refuses anyone but an admin (``queries.Forbidden``), so the
+figures are guarded even if a page forgot to check. They return lists of dicts or small dicts;
+the page turns them into tables and charts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from tuneloop.consensus import agreement_by_item, judgement
+from tuneloop.review_app.queries import require_admin
+from tuneloop.store import CURRENT_RATINGS, Store
+
+
+def cycles(store: Store, viewer: dict[str, Any]) -> list[dict[str, Any]]:
+    require_admin(viewer, "cycles")
+    return store.query("SELECT id, status, task, started_at FROM cycles ORDER BY id DESC")
+
+
+def queue_by_cycle(store: Store, viewer: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per cycle: queued items open and done, and how many are pairs."""
+    require_admin(viewer, "the queue")
+    return store.query(
+        "SELECT cycle_id AS cycle, SUM(status = 'open') AS open, SUM(status = 'done') AS done, "
+        "COUNT(*) AS items, SUM(pair_output_id IS NOT NULL) AS pairs FROM review_queue "
+        "GROUP BY cycle_id ORDER BY cycle_id DESC")
+
+
+def throughput(store: Store, viewer: dict[str, Any], days: int = 14,
+               now: datetime | None = None) -> list[dict[str, Any]]:
+    """Ratings saved per day over the last ``days`` days (edits included: they are work too),
+    with every day present, so a quiet day shows as zero."""
+    require_admin(viewer, "throughput")
+    today = (now or datetime.now(timezone.utc)).date()
+    first = today - timedelta(days=days - 1)
+    counts = {row["day"]: row["ratings"] for row in store.query(
+        "SELECT substr(created_at, 1, 10) AS day, COUNT(*) AS ratings FROM ratings "
+        "WHERE created_at >= ? GROUP BY day", [first.isoformat()])}
+    return [{"day": (first + timedelta(days=n)).isoformat(),
+             "ratings": counts.get((first + timedelta(days=n)).isoformat(), 0)}
+            for n in range(days)]
+
+
+def per_expert(store: Store, viewer: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per reviewer: current ratings by verdict, corrections, pairwise judgements, edits made,
+    and when they last rated."""
+    require_admin(viewer, "ratings per expert")
+    rows = store.query(
+        f"""SELECT v.name AS reviewer, v.role, COUNT(c.id) AS ratings,
+                   SUM(c.verdict = 'approve') AS approve, SUM(c.verdict = 'reject') AS reject,
+                   SUM(c.verdict = 'skip') AS skip, SUM(c.verdict = 'unclear') AS unclear,
+                   SUM(c.corrected IS NOT NULL) AS corrections,
+                   SUM(c.pair_output_id IS NOT NULL) AS pairs,
+                   SUM(c.supersedes_id IS NOT NULL) AS edits, MAX(c.created_at) AS last_rating
+            FROM reviewers v LEFT JOIN ({CURRENT_RATINGS}) c ON c.reviewer_id = v.id
+            GROUP BY v.id ORDER BY ratings DESC, v.name""")
+    for row in rows:
+        for key in ("approve", "reject", "skip", "unclear", "corrections", "pairs", "edits"):
+            row[key] = row[key] or 0
+    return rows
+
+
+def _cycle_ratings(store: Store, cycle_id: int) -> list[Any]:
+    return store.current_ratings(unused_only=False, cycle_ids=[cycle_id])
+
+
+def agreement(store: Store, viewer: dict[str, Any], cycle_id: int, task: str
+              ) -> dict[str, Any]:
+    """Agreement between experts on one cycle's outputs, beyond chance.
+
+    On the verdict (approve/reject) as the human metrics compute it, on the judgement a policy
+    would learn (the label an expert says is right, the preferred side of a pair) with
+    Krippendorff's alpha, and Cohen's kappa for every two experts who rated the same outputs.
+    """
+    require_admin(viewer, "agreement")
+    from tuneloop.human_metrics import agreement as verdict_agreement
+    from tuneloop.human_metrics import cohen_kappa, krippendorff_alpha, verdict_ratings
+
+    figures: dict[str, Any] = {"verdict": verdict_agreement(verdict_ratings(store, cycle_id))}
+    ratings = _cycle_ratings(store, cycle_id)
+    by_item: dict[tuple, dict[str, Any]] = defaultdict(dict)
+    for rating in ratings:
+        said = judgement(rating, task)
+        if said is not None:
+            by_item[(rating.output_id, rating.pair_output_id)][rating.reviewer] = said
+    shared = [judged for judged in by_item.values() if len(judged) > 1]
+    alpha = krippendorff_alpha([list(judged.values()) for judged in shared])
+    figures["judgement"] = {"items": len(shared),
+                            "krippendorff_alpha": None if math.isnan(alpha) else alpha}
+    pairs = []
+    experts = sorted({name for judged in shared for name in judged})
+    for first, second in itertools.combinations(experts, 2):
+        both = [judged for judged in shared if first in judged and second in judged]
+        if len(both) < 2:
+            continue
+        kappa = cohen_kappa([j[first] for j in both], [j[second] for j in both])
+        pairs.append({"expert": first, "other expert": second, "items": len(both),
+                      "agree": sum(j[first] == j[second] for j in both) / len(both),
+                      "cohen_kappa": None if math.isnan(kappa) else round(kappa, 3)})
+    figures["pairs"] = pairs
+    return figures
+
+
+def metrics_across_cycles(store: Store, viewer: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every cycle's final figures, long form: cycle, split, metric, value."""
+    require_admin(viewer, "metrics")
+    return store.query("SELECT m.cycle_id AS cycle, m.split, m.name AS metric, m.value "
+                       "FROM metrics m WHERE m.step IS NULL ORDER BY m.cycle_id, m.id")
+
+
+def pairwise_wins(store: Store, viewer: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per cycle, how often experts preferred its answer over the previous cycle's."""
+    require_admin(viewer, "pairwise results")
+    rows = store.query(
+        f"""SELECT o.cycle_id AS cycle, COUNT(*) AS comparisons,
+                   SUM(c.preferred_output_id = c.output_id) AS newer_preferred,
+                   SUM(c.preferred_output_id = c.pair_output_id) AS older_preferred,
+                   SUM(c.preferred_output_id IS NULL AND c.verdict = 'approve') AS both_fine,
+                   SUM(c.preferred_output_id IS NULL AND c.verdict = 'reject') AS both_bad
+            FROM ({CURRENT_RATINGS}) c JOIN outputs o ON o.id = c.output_id
+            WHERE c.pair_output_id IS NOT NULL AND c.verdict IN ('approve', 'reject')
+            GROUP BY o.cycle_id ORDER BY o.cycle_id""")
+    for row in rows:
+        decided = (row["newer_preferred"] or 0) + (row["older_preferred"] or 0)
+        row["newer_win_rate"] = (row["newer_preferred"] or 0) / decided if decided else None
+    return rows
+
+
+def confusion_matrix(store: Store, viewer: dict[str, Any], cycle_id: int,
+                     truth: str = "experts") -> tuple[list[str], list[dict[str, Any]]]:
+    """Counts of (true label, model label) over a classification cycle's rated outputs.
+
+    ``truth="experts"``: the label the experts settled on (their majority; items without one are
+    left out); ``truth="reference"``: the data's label, over all of the cycle's outputs.
+    Returns the labels and one row per true label: ``{"true label": t, <model label>: n, ...}``.
+    """
+    require_admin(viewer, "the confusion matrix")
+    counts: Counter = Counter()
+    if truth == "reference":
+        for row in store.query("SELECT reference, output FROM outputs WHERE cycle_id = ? AND "
+                               "reference IS NOT NULL", [cycle_id]):
+            counts[(row["reference"], row["output"])] += 1
+    else:
+        ratings = [rating for rating in _cycle_ratings(store, cycle_id) if not rating.is_pair]
+        model = {rating.output_id: rating.output for rating in ratings}
+        for (output_id, _), item in agreement_by_item(ratings, "classification").items():
+            if isinstance(item.majority, tuple) and item.majority[0] == "label":
+                counts[(item.majority[1], model[output_id])] += 1
+    labels = sorted({label for pair in counts for label in pair})
+    matrix = [{"true label": true, **{predicted: counts[(true, predicted)]
+                                      for predicted in labels}} for true in labels]
+    return labels, matrix
+
+
+def most_disagreement(store: Store, viewer: dict[str, Any], cycle_id: int, task: str,
+                      limit: int = 20) -> list[dict[str, Any]]:
+    """The items whose experts disagree, least agreement first, then most raters."""
+    require_admin(viewer, "disagreements")
+    ratings = _cycle_ratings(store, cycle_id)
+    inputs = {(rating.output_id, rating.pair_output_id): rating.input for rating in ratings}
+    items = [item for item in agreement_by_item(ratings, task).values()
+             if item.raters > 1 and item.share < 1]
+    items.sort(key=lambda item: (item.share, -item.raters, item.key))
+    return [{"output": item.key[0], "pair with": item.key[1], "input": inputs[item.key][:200],
+             "experts": item.raters, "agreement": round(item.share, 3),
+             "judgements": "; ".join(f"{describe(said)} ×{count}"
+                                     for said, count in sorted(item.judgements.items(),
+                                                               key=lambda kv: -kv[1]))}
+            for item in items[:limit]]
+
+
+def describe(said: Any) -> str:
+    """A judgement key (``consensus.judgement``) in words."""
+    kind, *rest = said
+    if kind == "label":
+        return f"label {rest[0]}"
+    if kind == "prefer":
+        return f"prefers output {rest[0]}"
+    return kind
