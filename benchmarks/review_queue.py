@@ -147,22 +147,24 @@ def measure(path: Path, people: dict[str, Any], samples: int) -> dict[str, tuple
     figures: dict[str, tuple[float, float]] = {}
     with Store(path, migrate=False) as store:
         for who in ("fresh", "busy"):
+            reviewer = people[who]
             figures[f"next item ({who} expert)"] = percentiles(
-                timed(lambda: store.next_queue_item(people[who]), samples))
-        # Save ratings as the busy expert, each on the next item the queue gives them: the
-        # write path the app takes (supersede check, insert, queue update) under a full queue.
-        items = []
+                timed(lambda reviewer=reviewer: store.next_queue_item(reviewer), samples))
+        # Save ratings as the busy expert on the items the queue gives them next (the write
+        # path the app takes: supersede check, insert, queue update), then change each one.
+        busy, skipped, items = people["busy"], [], []
         for _ in range(samples):
-            item = store.next_queue_item(people["busy"])
+            item = store.next_queue_item(busy, skip_queue_ids=skipped)
+            skipped.append(item["queue_id"])
             items.append(item["id"])
-            store.add_rating(reviewer_id=people["busy"], output_id=item["id"], verdict="skip")
-
-        def save(items=iter(items)):  # an edit of each: the same work as a first rating
-            store.add_rating(reviewer_id=people["busy"], output_id=next(items),
-                             verdict="approve", score=4)
-
-        figures["save a rating"] = percentiles(timed(save, samples))
+        for name, verdict in (("save a rating", "approve"), ("save an edit", "reject")):
+            pending = iter(items)
+            figures[name] = percentiles(timed(
+                lambda pending=pending, verdict=verdict: store.add_rating(
+                    reviewer_id=busy, output_id=next(pending), verdict=verdict, score=4),
+                samples))
     figures["rating page render"], figures["rate through the page"] = page_render(path)
+    figures["admin dashboard render"] = dashboard_render(path)
     return figures
 
 
@@ -195,6 +197,20 @@ def page_render(path: Path) -> tuple[tuple[float, float], tuple[float, float]]:
     return render, percentiles(timed(approve, PAGE_SAMPLES))
 
 
+def dashboard_render(path: Path) -> tuple[float, float]:
+    """The admin dashboard on the newest cycle (aggregates over every rating), 5 reruns."""
+    from streamlit.testing.v1 import AppTest
+
+    app = Path(__file__).resolve().parent.parent / "review_app" / "app.py"
+    at = AppTest.from_file(str(app), default_timeout=120).run()
+    at.text_input(key="login-name").input("expert1")  # the admin
+    at.text_input(key="login-password").input("correct horse")
+    at.button(key="login").click().run()
+    at.switch_page("dashboard.py").run()
+    assert not at.exception and at.header, at
+    return percentiles(timed(at.run, 5))
+
+
 def main() -> list[tuple[str, str, str, str]]:
     with tempfile.TemporaryDirectory(prefix="tuneloop-bench-") as folder:
         path = Path(folder) / "review.db"
@@ -211,8 +227,8 @@ def main() -> list[tuple[str, str, str, str]]:
         db.close()
         without = measure(path, people, 30)
     rows = []
-    print(f"\nReview loop at 1M outputs / 200k ratings (p50 / p95 in ms; machine shared, "
-          f"so compare the ratio)")
+    print("\nReview loop at 1M outputs / 200k ratings (p50 / p95 in ms; machine shared, "
+          "so compare the ratio)")
     print(f"{'operation':<28} {'with m002 indexes':>20} {'without':>20} {'p95 ratio':>10}")
     for name, (median, p95) in with_indexes.items():
         other_median, other_p95 = without[name]

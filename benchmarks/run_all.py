@@ -22,6 +22,7 @@ def benchmark_modules() -> list[Path]:
 
 
 def main() -> None:
+    sys.path.insert(0, str(HERE))  # benchmarks may share helper modules (``_name.py``)
     for path in benchmark_modules():
         spec = importlib.util.spec_from_file_location(f"benchmarks.{path.stem}", path)
         assert spec is not None and spec.loader is not None

@@ -206,7 +206,10 @@ def run_cycle(config: ProjectConfig, *, quiet: bool = False,
     distributed.start()
     if not main:
         quiet, echo = True, (lambda message: None)
+        distributed.barrier()  # the main process creates and migrates the database first
     store = Store(config.database_path)
+    if main:
+        distributed.barrier()
     try:
         resumed = (distributed.agree(lambda: resuming.cycle_to_resume(store, config.project))
                    if resume else None)

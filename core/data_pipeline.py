@@ -117,7 +117,7 @@ class DataPipeline:
 
     # ---- sources ---------------------------------------------------------------------------
 
-    def _source_stream(self, number: int, ref: Any) -> Iterator[Example]:
+    def _source_stream(self, ref: Any) -> Iterator[Example]:
         source = self.services.build(self.found, "data_sources", ref)
         self._source_objects.append(source)
         entry: dict[str, Any] = {"source": _source_label(ref, source), "type": ref.name,
@@ -144,8 +144,8 @@ class DataPipeline:
             yield example
 
     def _all_sources(self) -> Iterator[Example]:
-        for number, ref in enumerate(self.config.data.sources):
-            yield from self._source_stream(number, ref)
+        for ref in self.config.data.sources:
+            yield from self._source_stream(ref)
 
     # ---- cleaners --------------------------------------------------------------------------
 

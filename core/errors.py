@@ -8,6 +8,13 @@ and keeps its traceback. ``TUNELOOP_DEBUG=1`` shows the traceback for both.
 from __future__ import annotations
 
 
+def one_line_text(text: str) -> str:
+    """Escape line breaks and other control characters: a message quoting bad data (a field name
+    with a newline in it, say) must still print as one line."""
+    return "".join(char if char.isprintable() or char == " " else repr(char)[1:-1]
+                   for char in text)
+
+
 class TuneloopError(Exception):
     """A problem the user can fix; printed as one line, exit code 2."""
 
@@ -34,7 +41,7 @@ class DataError(TuneloopError):
         self.source = source
         self.line = line
         where = f"{source}:{line}" if line is not None else source
-        super().__init__(f"{where}: {message}")
+        super().__init__(f"{where}: {one_line_text(message)}")
 
 
 class PluginError(TuneloopError):

@@ -146,7 +146,8 @@ def import_jsonl(store: "Store", lines: Iterator[str], *, source: str = "ratings
             report.rejected.append((number, str(error)))
     if report.rejected and not skip_invalid:
         line, reason = report.rejected[0]
-        more = f" (and {len(report.rejected) - 1} more bad rows)" if len(report.rejected) > 1 else ""
+        extra = len(report.rejected) - 1
+        more = f" (and {extra} more bad rows)" if extra else ""
         raise DataError(source, f"{reason}{more}; nothing imported", line)
     if dry_run:
         report.imported = len(good)

@@ -77,7 +77,6 @@ class InstalledPlugin:
     value: str
     distribution: str | None
     version: str | None
-    allowed: bool
 
 
 _distributions: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version)
@@ -132,15 +131,13 @@ def use_builtins_only() -> None:
 
 def installed_plugins() -> list[InstalledPlugin]:
     """Every installed plugin, loaded or not, from package metadata alone (nothing is imported)."""
-    allowed = allowed_entry_points()
     found = []
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = entry_point.dist
         found.append(InstalledPlugin(
             name=entry_point.name, value=entry_point.value,
             distribution=dist.name if dist is not None else None,
-            version=dist.version if dist is not None else None,
-            allowed=allowed is None or entry_point.name in allowed))
+            version=dist.version if dist is not None else None))
     return sorted(found, key=lambda plugin: plugin.name)
 
 
@@ -150,8 +147,13 @@ def unloadable(name: str, message: str, hook: str | None = None) -> PluginError:
 
 
 def with_recovery_hint(error: TuneloopError) -> TuneloopError:
-    """Add the way out to an error that an installed plugin raised while tuneloop started."""
-    if not isinstance(error, PluginError) or error.plugin not in _distributions:
+    """Add the way out to an error an installed plugin raised in a hook.
+
+    A hook that raises breaks every command that calls it (``register_commands``: all of them),
+    so the message says how to start without the plugin. Load errors say it already.
+    """
+    if (not isinstance(error, PluginError) or error.plugin not in _distributions
+            or error.hook is None):
         return error
     if RECOVERY_HINT.format(name=error.plugin) in str(error):
         return error

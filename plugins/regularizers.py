@@ -470,9 +470,9 @@ def early_stopping_callback(options: Any, greater_is_better: bool | None,
                         metrics: dict[str, float] | None = None, **kwargs: Any) -> None:
             name = self.name(args)
             if not metrics or name not in metrics:
+                there = ", ".join(key.removeprefix("eval_") for key in metrics or {})
                 raise TuneloopError(f'early_stopping: "{name.removeprefix("eval_")}" is not a '
-                                    f"validation figure (there are: "
-                                    f"{', '.join(key.removeprefix('eval_') for key in metrics or {})})")
+                                    f"validation figure (there are: {there})")
             report.update({"metric": name.removeprefix("eval_"), "patience": options.patience})
             if self.observe(float(metrics[name]), args):
                 control.should_training_stop = True

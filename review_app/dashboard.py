@@ -35,13 +35,14 @@ def page() -> None:
                                 format_func=lambda c: f"Cycle {c} ({by_id[c]['status']}, "
                                                       f"{by_id[c]['task']})")
         task = by_id[cycle_id]["task"]
+        ratings = stats.cycle_ratings(store, viewer, cycle_id)  # read once for three sections
         queue_section(store, viewer)
         experts_section(store, viewer)
-        agreement_section(store, viewer, cycle_id, task)
+        agreement_section(store, viewer, cycle_id, task, ratings)
         metrics_section(store, viewer)
         if task == "classification":
-            confusion_section(store, viewer, cycle_id)
-        disagreement_section(store, viewer, cycle_id, task)
+            confusion_section(store, viewer, cycle_id, ratings)
+        disagreement_section(store, viewer, cycle_id, task, ratings)
         export_section()
 
 
@@ -65,9 +66,10 @@ def experts_section(store: Any, viewer: dict[str, Any]) -> None:
                  key="experts-table")
 
 
-def agreement_section(store: Any, viewer: dict[str, Any], cycle_id: int, task: str) -> None:
+def agreement_section(store: Any, viewer: dict[str, Any], cycle_id: int, task: str,
+                      ratings: list[Any]) -> None:
     st.header(f"Agreement between experts (cycle {cycle_id})")
-    figures = stats.agreement(store, viewer, cycle_id, task)
+    figures = stats.agreement(store, viewer, cycle_id, task, ratings)
     verdict = {name: value for name, value in figures["verdict"].items()
                if not (isinstance(value, float) and math.isnan(value))}
     judged = figures["judgement"]
@@ -109,13 +111,14 @@ def metrics_section(store: Any, viewer: dict[str, Any]) -> None:
         st.dataframe(pd.DataFrame(wins), hide_index=True, key="wins-table")
 
 
-def confusion_section(store: Any, viewer: dict[str, Any], cycle_id: int) -> None:
+def confusion_section(store: Any, viewer: dict[str, Any], cycle_id: int,
+                      ratings: list[Any]) -> None:
     st.header(f"Confusion matrix (cycle {cycle_id})")
     truth = st.radio("True labels from", ["experts", "reference"], horizontal=True,
                      key="confusion-truth",
                      format_func=lambda t: {"experts": "the experts' ratings",
                                             "reference": "the data's labels"}[t])
-    labels, matrix = stats.confusion_matrix(store, viewer, cycle_id, truth)
+    labels, matrix = stats.confusion_matrix(store, viewer, cycle_id, truth, ratings)
     if not matrix:
         st.text("Nothing to count yet.")
         return
@@ -123,9 +126,10 @@ def confusion_section(store: Any, viewer: dict[str, Any], cycle_id: int) -> None
     st.dataframe(pd.DataFrame(matrix).set_index("true label")[labels], key="confusion-table")
 
 
-def disagreement_section(store: Any, viewer: dict[str, Any], cycle_id: int, task: str) -> None:
+def disagreement_section(store: Any, viewer: dict[str, Any], cycle_id: int, task: str,
+                         ratings: list[Any]) -> None:
     st.header(f"Most disagreement (cycle {cycle_id})")
-    rows = stats.most_disagreement(store, viewer, cycle_id, task)
+    rows = stats.most_disagreement(store, viewer, cycle_id, task, ratings=ratings)
     if not rows:
         st.text("No two experts disagree on an item of this cycle.")
         return

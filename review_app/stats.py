@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from tuneloop.components import Rating
 from tuneloop.consensus import agreement_by_item, judgement
 from tuneloop.review_app.queries import require_admin
 from tuneloop.store import CURRENT_RATINGS, Store
@@ -66,24 +67,50 @@ def per_expert(store: Store, viewer: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _cycle_ratings(store: Store, cycle_id: int) -> list[Any]:
-    return store.current_ratings(unused_only=False, cycle_ids=[cycle_id])
+def cycle_ratings(store: Store, viewer: dict[str, Any], cycle_id: int) -> list[Rating]:
+    """The current ratings of one cycle's outputs (pairs included), read once per page.
+
+    Driven from the cycle's outputs (``CROSS JOIN`` keeps SQLite to that order), so the cost
+    follows the cycle's ratings, not every rating in the database.
+    """
+    require_admin(viewer, "ratings")
+    rows = store.query(
+        """SELECT r.id, r.output_id, o.cycle_id, v.name AS reviewer, r.verdict, o.input,
+                  o.output, o.reference, r.score, r.corrected, r.comment, o.example_id,
+                  r.pair_output_id, p.output AS pair_output, r.pair_score,
+                  r.preferred_output_id
+           FROM outputs o
+           CROSS JOIN ratings r ON r.output_id = o.id
+           JOIN reviewers v ON v.id = r.reviewer_id
+           LEFT JOIN outputs p ON p.id = r.pair_output_id
+           WHERE o.cycle_id = ?
+             AND NOT EXISTS (SELECT 1 FROM ratings later WHERE later.supersedes_id = r.id)
+           ORDER BY r.id""", [cycle_id])
+    return [Rating(**row) for row in rows]
 
 
-def agreement(store: Store, viewer: dict[str, Any], cycle_id: int, task: str
-              ) -> dict[str, Any]:
+def _ratings(store: Store, viewer: dict[str, Any], cycle_id: int,
+             ratings: list[Rating] | None) -> list[Rating]:
+    return ratings if ratings is not None else cycle_ratings(store, viewer, cycle_id)
+
+
+def agreement(store: Store, viewer: dict[str, Any], cycle_id: int, task: str,
+              ratings: list[Rating] | None = None) -> dict[str, Any]:
     """Agreement between experts on one cycle's outputs, beyond chance.
 
-    On the verdict (approve/reject) as the human metrics compute it, on the judgement a policy
-    would learn (the label an expert says is right, the preferred side of a pair) with
-    Krippendorff's alpha, and Cohen's kappa for every two experts who rated the same outputs.
+    On the verdict (approve/reject of single outputs) as the human metrics compute it, on the
+    judgement a policy would learn (the label an expert says is right, the preferred side of a
+    pair) with Krippendorff's alpha, and Cohen's kappa for every two experts who rated the same
+    items.
     """
     require_admin(viewer, "agreement")
     from tuneloop.human_metrics import agreement as verdict_agreement
-    from tuneloop.human_metrics import cohen_kappa, krippendorff_alpha, verdict_ratings
+    from tuneloop.human_metrics import cohen_kappa, krippendorff_alpha
 
-    figures: dict[str, Any] = {"verdict": verdict_agreement(verdict_ratings(store, cycle_id))}
-    ratings = _cycle_ratings(store, cycle_id)
+    ratings = _ratings(store, viewer, cycle_id, ratings)
+    verdicts = [{"output_id": r.output_id, "reviewer_id": r.reviewer, "verdict": r.verdict}
+                for r in ratings if not r.is_pair and r.verdict in ("approve", "reject")]
+    figures: dict[str, Any] = {"verdict": verdict_agreement(verdicts)}
     by_item: dict[tuple, dict[str, Any]] = defaultdict(dict)
     for rating in ratings:
         said = judgement(rating, task)
@@ -133,7 +160,8 @@ def pairwise_wins(store: Store, viewer: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def confusion_matrix(store: Store, viewer: dict[str, Any], cycle_id: int,
-                     truth: str = "experts") -> tuple[list[str], list[dict[str, Any]]]:
+                     truth: str = "experts", ratings: list[Rating] | None = None
+                     ) -> tuple[list[str], list[dict[str, Any]]]:
     """Counts of (true label, model label) over a classification cycle's rated outputs.
 
     ``truth="experts"``: the label the experts settled on (their majority; items without one are
@@ -147,9 +175,10 @@ def confusion_matrix(store: Store, viewer: dict[str, Any], cycle_id: int,
                                "reference IS NOT NULL", [cycle_id]):
             counts[(row["reference"], row["output"])] += 1
     else:
-        ratings = [rating for rating in _cycle_ratings(store, cycle_id) if not rating.is_pair]
-        model = {rating.output_id: rating.output for rating in ratings}
-        for (output_id, _), item in agreement_by_item(ratings, "classification").items():
+        singles = [rating for rating in _ratings(store, viewer, cycle_id, ratings)
+                   if not rating.is_pair]
+        model = {rating.output_id: rating.output for rating in singles}
+        for (output_id, _), item in agreement_by_item(singles, "classification").items():
             if isinstance(item.majority, tuple) and item.majority[0] == "label":
                 counts[(item.majority[1], model[output_id])] += 1
     labels = sorted({label for pair in counts for label in pair})
@@ -159,10 +188,11 @@ def confusion_matrix(store: Store, viewer: dict[str, Any], cycle_id: int,
 
 
 def most_disagreement(store: Store, viewer: dict[str, Any], cycle_id: int, task: str,
-                      limit: int = 20) -> list[dict[str, Any]]:
+                      limit: int = 20, ratings: list[Rating] | None = None
+                      ) -> list[dict[str, Any]]:
     """The items whose experts disagree, least agreement first, then most raters."""
     require_admin(viewer, "disagreements")
-    ratings = _cycle_ratings(store, cycle_id)
+    ratings = _ratings(store, viewer, cycle_id, ratings)
     inputs = {(rating.output_id, rating.pair_output_id): rating.input for rating in ratings}
     items = [item for item in agreement_by_item(ratings, task).values()
              if item.raters > 1 and item.share < 1]

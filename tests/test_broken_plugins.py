@@ -115,7 +115,7 @@ def test_a_hook_that_raises_is_named_with_its_hook(tmp_path, source, message):
     fake_install(tmp_path, "raiser", source)
     result = cli(tmp_path, "plugins", "list")
     assert result.returncode == 2
-    assert one_line_error(result).startswith(f"Error: {message}")
+    assert one_line_error(result) == f"Error: {message}; " + HINT.format(name="raiser")
     assert listed(cli(tmp_path, "plugins", "list", "--json", TUNELOOP_LOAD_PLUGINS=""))
 
 

@@ -7,10 +7,12 @@ import json
 import pytest
 
 from projects import causal_project, classification_project, vocabulary_texts
+from tuneloop import hookimpl as tuneloop_hookimpl
 from tuneloop.auth import create_reviewer
 from tuneloop.config import load_config
 from tuneloop.cycle import run_cycle
 from tuneloop.store import Store
+from tuneloop.testing import register_plugin
 
 
 @pytest.fixture(scope="session")
@@ -184,69 +186,86 @@ def test_expert_corrections_through_the_review_app_train_cycle_two(tmp_path, tin
     assert first.cycle_id < second.cycle_id
 
 
+class ScriptedAnswers:
+    """A ``dpo`` trainer that trains for real but answers as a script says: every answer wrong
+    in cycle 1, and in later cycles right except for items numbered by 5. A tiny random model
+    often answers every prompt alike in two cycles, which leaves nothing to compare; the loop
+    under test is the queue, the ratings, the policy and the preference training, not how much
+    a tiny model learns."""
+
+    @staticmethod
+    @tuneloop_hookimpl
+    def register_trainers(register):
+        from tuneloop.plugins.trainers.preference import DPOTrainer
+
+        class Scripted(DPOTrainer):
+            name = "dpo_scripted"
+
+            def predict(self, model_dir, examples, context):
+                predictions = super().predict(model_dir, examples, context)
+                for prediction, example in zip(predictions, examples, strict=True):
+                    number = int(example.input.split()[1])
+                    right = context.cycle_id > 1 and number % 5 != 0
+                    wrong = " black" if (example.target or "").strip() != "black" else " red"
+                    prediction.output = example.target if right else wrong
+                return predictions
+
+        register(Scripted)
+
+
 def test_scores_and_pairwise_preferences_close_the_loop_for_a_causal_lm(tmp_path,
                                                                           tiny_gpt2_dir):
     """Cycle 1 → scored ratings → cycle 2 trains on them and queues its answers against cycle
     1's → an expert compares the pairs → cycle 3 trains DPO pairs, weighted by the score gap."""
-    config = load_config(causal_project(
-        tmp_path, tiny_gpt2_dir,
-        review={"size": 4, "sampler": "least_confident", "pairwise": True, "pair_size": 6},
-        feedback={"policies": ["corrections", "approvals", "preferences"]},
-        training={"trainer": {"name": "dpo"}}))
-    first = run_cycle(config, quiet=True)
-    with Store(config.database_path) as store:
-        expert = create_reviewer(store, "pat", "correct horse battery")
-        item = store.next_queue_item(expert)
-        store.add_rating(reviewer_id=expert, output_id=item["id"], verdict="reject", score=1,
-                         corrected=item["reference"])
-        item = store.next_queue_item(expert)
-        store.add_rating(reviewer_id=expert, output_id=item["id"], verdict="approve", score=5)
+    with register_plugin(ScriptedAnswers(), name="scripted-answers"):
+        config = load_config(causal_project(
+            tmp_path, tiny_gpt2_dir,
+            review={"size": 4, "sampler": "least_confident", "pairwise": True, "pair_size": 3},
+            feedback={"policies": ["corrections", "approvals", "preferences"]},
+            training={"trainer": {"name": "dpo_scripted"}}))
+        first = run_cycle(config, quiet=True)
+        with Store(config.database_path) as store:
+            expert = create_reviewer(store, "pat", "correct horse battery")
+            item = store.next_queue_item(expert)
+            store.add_rating(reviewer_id=expert, output_id=item["id"], verdict="reject",
+                             score=1, corrected=item["reference"])
+            item = store.next_queue_item(expert)
+            store.add_rating(reviewer_id=expert, output_id=item["id"], verdict="approve",
+                             score=5)
 
-    second = run_cycle(config, quiet=True)
-    assert second.ratings_used == 2
-    with Store(config.database_path) as store:
-        assert store.final_metrics(first.cycle_id)["human"]["mean_score"] == 3.0
-        answers = {}
-        for cycle in (first.cycle_id, second.cycle_id):
-            for row in store.outputs(cycle):
-                answers.setdefault(row["input"], {})[cycle] = row["output"]
-        changed = {text for text, by_cycle in answers.items()
-                   if len(by_cycle) == 2 and by_cycle[first.cycle_id] != by_cycle[
-                       second.cycle_id]}
-        pairs = store.query("SELECT q.output_id, q.pair_output_id, n.input, n.reference, "
-                            "n.output AS newer, o.output AS older FROM review_queue q "
-                            "JOIN outputs n ON n.id = q.output_id "
-                            "JOIN outputs o ON o.id = q.pair_output_id WHERE q.cycle_id = ?",
-                            [second.cycle_id])
-        assert changed, "cycle 2 answered every review input as cycle 1 did: nothing to compare"
-        assert {pair["input"] for pair in pairs} <= changed
-        assert len(pairs) == min(6, len(changed))
-        assert all(pair["newer"] != pair["older"] for pair in pairs)
-        assert second.queued == 4 + len(pairs)
-        # The expert prefers the right answer (else the non-empty one, else the newer), scoring
-        # it 4 against 1 (a gap of 3 of 4).
-        def better(pair: dict) -> tuple[int, str]:
-            sides = [(pair["output_id"], pair["newer"]), (pair["pair_output_id"], pair["older"])]
-            sides.sort(key=lambda side: (side[1].strip() != pair["reference"].strip(),
-                                         not side[1].strip()))
-            return sides[0]
+        second = run_cycle(config, quiet=True)
+        assert second.ratings_used == 2
+        with Store(config.database_path) as store:
+            assert store.final_metrics(first.cycle_id)["human"]["mean_score"] == 3.0
+            answers: dict[str, dict[int, str]] = {}
+            for cycle in (first.cycle_id, second.cycle_id):
+                for row in store.outputs(cycle):
+                    answers.setdefault(row["input"], {})[cycle] = row["output"]
+            changed = {text for text, by_cycle in answers.items() if len(set(
+                by_cycle.values())) == 2}
+            pairs = store.query("SELECT q.output_id, q.pair_output_id, n.input, n.reference, "
+                                "n.output AS newer, o.output AS older FROM review_queue q "
+                                "JOIN outputs n ON n.id = q.output_id "
+                                "JOIN outputs o ON o.id = q.pair_output_id "
+                                "WHERE q.cycle_id = ?", [second.cycle_id])
+            assert len(changed) > 3  # the script changed most answers
+            assert len(pairs) == 3 and {pair["input"] for pair in pairs} <= changed
+            assert all(pair["newer"] == pair["reference"] != pair["older"] for pair in pairs)
+            assert second.queued == 4 + len(pairs)
+            # The expert prefers the right answer, scoring it 4 against 1 (a gap of 3 of 4).
+            compared = []
+            while (item := store.next_queue_item(expert)) is not None:
+                if item["pair_output_id"] is None:
+                    store.add_rating(reviewer_id=expert, output_id=item["id"], verdict="skip")
+                    continue
+                compared.append(store.add_rating(
+                    reviewer_id=expert, output_id=item["id"],
+                    pair_output_id=item["pair_output_id"], verdict="approve",
+                    preferred_output_id=item["id"], score=4, pair_score=1,
+                    left_output_id=item["pair_output_id"]))
+            assert len(compared) == len(pairs)
 
-        chosen = {pair["output_id"]: better(pair) for pair in pairs}
-        compared = []
-        while (item := store.next_queue_item(expert)) is not None:
-            if item["pair_output_id"] is None:
-                store.add_rating(reviewer_id=expert, output_id=item["id"], verdict="skip")
-                continue
-            preferred = chosen[item["id"]][0]
-            other = item["pair_output_id"] if preferred == item["id"] else item["id"]
-            scores = {preferred: 4, other: 1}
-            compared.append(store.add_rating(
-                reviewer_id=expert, output_id=item["id"], pair_output_id=item["pair_output_id"],
-                verdict="approve", preferred_output_id=preferred, score=scores[item["id"]],
-                pair_score=scores[item["pair_output_id"]], left_output_id=preferred))
-        assert len(compared) == len(pairs)
-
-    third = run_cycle(config, quiet=True)
+        third = run_cycle(config, quiet=True)
     assert third.status == "done" and third.ratings_used == len(pairs)
     with Store(config.database_path) as store:
         usage = store.feedback_usage(third.cycle_id)
@@ -254,8 +273,8 @@ def test_scores_and_pairwise_preferences_close_the_loop_for_a_causal_lm(tmp_path
         assert {row["policy"] for row in usage} == {"preferences"}
         trained = feedback_examples(store, third.cycle_id)
         assert {json.loads(row["provenance"])["rating_id"] for row in trained} == set(compared)
-        expected = {pair["input"]: chosen[pair["output_id"]][1] for pair in pairs}
-        assert {row["input"]: row["target"] for row in trained} == expected
+        assert {row["input"]: row["target"] for row in trained} == {
+            pair["input"]: pair["newer"] for pair in pairs}
         assert {row["weight"] for row in trained} == {0.75}
-        assert json.loads(store.cycle(third.cycle_id)["stats"])["feedback"]["examples"] \
-            == len(pairs)
+        stats = json.loads(store.cycle(third.cycle_id)["stats"])
+        assert stats["feedback"]["examples"] == len(pairs)

@@ -214,3 +214,14 @@ def test_on_error_skip_goes_on_and_says_where(runner, tmp_path):
     [source] = json.loads(result.output)["sources"]
     assert source["skipped"] == 2 and source["read"] == 18
     assert [entry.split("data.jsonl")[1][:4] for entry in source["skipped_at"]] == [":19:", ":20:"]
+
+
+def test_the_shipped_clinc150_config_is_valid():
+    """benchmarks/clinc150.yaml names the shared CLINC150 file; the config itself must validate
+    (the data is not needed for that, nor in the repository)."""
+    from tuneloop.config import load_config
+
+    config = load_config(Path(__file__).resolve().parent.parent / "benchmarks" / "clinc150.yaml")
+    assert [ref.options["record_path"] for ref in config.data.sources] == [
+        "train", "val", "test", "oos_train", "oos_val", "oos_test"]
+    assert config.data.split.by == "column" and config.data.leakage.action == "drop"

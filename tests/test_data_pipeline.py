@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tuneloop import (Cleaner, DataError, DataSource, Example, PluginError, SourceOptions, hookimpl,
+from tuneloop import (Cleaner, DataError, DataSource, Example, PluginError, hookimpl,
                       registries)
 from tuneloop.config import load_config
 from tuneloop.cycle import prepare_data

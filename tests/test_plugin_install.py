@@ -202,7 +202,7 @@ def test_a_failed_upgrade_puts_the_earlier_version_back(monkeypatch):
 
     before = {"tuneloop-x": ("tuneloop-x", "1.0")}
     after = {"tuneloop-x": ("tuneloop-x", "2.0")}
-    plugin = InstalledPlugin("x", "tuneloop_x", "tuneloop-x", "2.0", True)
+    plugin = InstalledPlugin("x", "tuneloop_x", "tuneloop-x", "2.0")
     fake = FakePip(monkeypatch, [before, after], plugins=[plugin])
     with pytest.raises(TuneloopError, match=r'^plugin "x": broken; put back tuneloop-x 1.0$'):
         install(["-U", "--find-links", "/wheels", "tuneloop-x"])

@@ -9,6 +9,7 @@ a scaffolded plugin with pip and runs a cycle with it.
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 import tomllib
 
@@ -96,3 +97,21 @@ def test_each_kind_registers_one_component_that_meets_its_interface(every_kind, 
     assert component.__name__ == names.class_name and (component.__doc__ or "").strip()
     assert component_problems(registry_kind, component) == []
     assert hasattr(getattr(module, hook), "tuneloop_impl")
+
+
+def test_every_template_ships_as_package_data():
+    """A template outside the globs in pyproject.toml would be missing from a built wheel."""
+    from pathlib import Path
+
+    def matches(path: str, glob: str) -> bool:  # setuptools' globs: * stays within a folder
+        return re.fullmatch(re.escape(glob).replace(r"\*", "[^/]*"), path) is not None
+
+    root = Path(__file__).resolve().parent.parent
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["tuneloop"]
+    templates = [path.relative_to(root / "core").as_posix()
+                 for path in (root / "core" / "plugin_template").rglob("*") if path.is_file()
+                 and "__pycache__" not in path.parts]
+    assert len(templates) == 4 + 3 * len(KINDS)
+    assert [path for path in templates if not any(matches(path, glob) for glob in globs)] == []
+    assert not matches("plugin_template/kinds/x/y.tmpl", "plugin_template/*.tmpl")

@@ -351,7 +351,8 @@ def test_pair_items_hide_the_models_and_store_the_choice_by_output(project, pair
     assert (row["pair_output_id"], row["verdict"], row["preferred_output_id"],
             row["left_output_id"]) == (pair.older, "approve", left_output, left_output)
     scores = {row["output_id"]: row["score"], row["pair_output_id"]: row["pair_score"]}
-    assert scores[left_output] == 5 and scores[({pair.newer, pair.older} - {left_output}).pop()] == 2
+    right_output = ({pair.newer, pair.older} - {left_output}).pop()
+    assert scores[left_output] == 5 and scores[right_output] == 2
     # rating the pair is not rating the older output alone: that item is still ann's to rate
     assert "Where is my parcel?" in texts(at) and at.button(key=f"approve-{project.queue[0]}")
 
@@ -548,7 +549,8 @@ def test_review_command_checks_the_single_sign_on_secrets(tmp_path, monkeypatch)
                        "cookie_secret = 'random'\n")
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: object() if name == "authlib" else real_find_spec(name, *a))
+                        lambda name, *rest: object() if name == "authlib"
+                        else real_find_spec(name, *rest))
     result = CliRunner().invoke(cli, ["review", "--db", database, "--secrets", str(secrets)])
     assert result.exit_code == 0, result.output
     assert f"--secrets.files {secrets.resolve()}" in " ".join(started[-1])

@@ -262,3 +262,35 @@ def test_nested_writes_are_all_or_nothing(store, two_cycles):
         rate(store, ann, old["q1"], "approve")
         rate(store, ann, old["q2"], "approve")
     assert len(store.query("SELECT * FROM ratings")) == 2
+
+
+def test_the_cycle_trains_only_agreed_ratings_and_requeues_the_rest(tmp_path):
+    """``prepare_data`` (the cycle's first stage, no model needed) runs the agreement check."""
+    from projects import classification_project
+
+    from tuneloop import registries
+    from tuneloop.config import load_config
+    from tuneloop.cycle import prepare_data
+
+    config = load_config(classification_project(
+        tmp_path, "unused-model", feedback={"policies": ["corrections", "approvals"],
+                                            "on_disagreement": "requeue"}))
+    with Store(config.database_path) as store:
+        cycle = make_cycle(store)
+        outputs = add(store, cycle, {"my card was charged twice": ("shipping", 0.3),
+                                     "parcel not here yet": ("shipping", 0.9)})
+        store.enqueue(cycle, list(outputs.values()), "least_confident", ratings_needed=2)
+        ann, bob, cy = (store.add_reviewer(name, "h", "expert") for name in ("ann", "bob", "cy"))
+        split = outputs["my card was charged twice"]
+        agreed = outputs["parcel not here yet"]
+        rate(store, ann, split, "reject", "billing")
+        rate(store, bob, split, "reject", "account")
+        kept = [rate(store, ann, agreed, "approve"), rate(store, bob, agreed, "approve")]
+        outvoted = rate(store, cy, agreed, "reject", "billing")
+        prepared = prepare_data(config, registries.build(), store)
+    assert sorted(rating_id for rating_id, _, _ in prepared.feedback_uses) == sorted(kept)
+    assert prepared.report["feedback"]["held_back_items"] == 1
+    assert prepared.report["feedback"]["outvoted_ratings"] == 1 and outvoted not in kept
+    assert prepared.requeue == [((split, None), 3)]
+    trained = [e for e in prepared.splits["train"] if e.provenance.get("kind") == "feedback"]
+    assert {(e.input, e.target) for e in trained} == {("parcel not here yet", "shipping")}

@@ -577,7 +577,8 @@ def test_a_template_that_does_not_render_turn_by_turn_is_refused(tmp_path):
     model_dir = tiny_gpt2(tmp_path / "gpt2", ["user assistant : end hi hello"])
     config_path = tmp_path / "gpt2" / "tokenizer_config.json"
     config = json_module.loads(config_path.read_text())
-    config["chat_template"] = "{{ messages | length }} {% for m in messages %}{{ m['content'] }} {% endfor %}"
+    config["chat_template"] = ("{{ messages | length }} "
+                               "{% for m in messages %}{{ m['content'] }} {% endfor %}")
     config_path.write_text(json_module.dumps(config))
     _, tokenizer = causal_lm.load_causal_lm(model_dir)
     with pytest.raises(TuneloopError, match="turn by turn"):

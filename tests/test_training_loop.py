@@ -227,6 +227,10 @@ def test_length_grouped_batches_cover_every_example_with_little_padding():
     rng.shuffle(shuffled)
     assert padding(order) < 0.02 < 0.3 < padding(shuffled)
     assert lengths[order[0]] == max(lengths)  # the longest batch first: memory fails at once
+    # the loader cuts the order into batches of 16: each is one of the sampler's sorted batches
+    batches = [order[start:start + 16] for start in range(0, 2000, 16)]
+    assert max(max(lengths[i] for i in batch) - min(lengths[i] for i in batch)
+               for batch in batches) <= 3
 
 
 def test_samplers_give_the_same_order_for_an_epoch_and_another_for_the_next():

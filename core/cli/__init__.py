@@ -36,7 +36,9 @@ class TuneloopGroup(click.Group):
         try:
             return super().invoke(ctx)
         except TuneloopError as error:
-            fail(error)
+            from tuneloop.plugin_manager import with_recovery_hint
+
+            fail(with_recovery_hint(error))
 
 
 def _builtins_only(ctx: click.Context, param: click.Parameter, value: bool) -> None:

@@ -12,9 +12,11 @@ a plain one, so prediction and the next cycle work with either.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -94,17 +96,28 @@ def reinit_head(model: Any) -> None:
 
 
 def add_lora(model: Any, settings: Any, task: str) -> Any:
-    """Wrap ``model`` with LoRA adapters (peft); only the adapters (and a classifier's head) train."""
+    """Wrap ``model`` with LoRA adapters (peft): only the adapters (and a classifier's head)
+    train."""
     import peft
 
     task_type = peft.TaskType.SEQ_CLS if task == "classification" else peft.TaskType.CAUSAL_LM
     config = peft.LoraConfig(task_type=task_type, r=settings.r, lora_alpha=settings.alpha,
                              lora_dropout=settings.dropout, target_modules=settings.target_modules)
     try:
-        return peft.get_peft_model(model, config)
+        with peft_quietly():
+            return peft.get_peft_model(model, config)
     except ValueError as error:
         raise ConfigError("config", [f"training.lora: {str(error).splitlines()[0]} (set "
                                      f"training.lora.target_modules)"]) from None
+
+
+@contextlib.contextmanager
+def peft_quietly() -> Iterator[None]:
+    """peft asks transformers a deprecated question (``is_gradient_checkpointing``): its
+    FutureWarning is peft's to fix, not the user's to read."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
 
 
 def save_model(model: Any, tokenizer: Any, directory: Path, lora_save: str | None) -> None:
@@ -147,10 +160,12 @@ def load_pretrained(auto_class: Any, model_dir: str, **kwargs: Any) -> Any:
     import peft
     from transformers import AutoConfig
 
-    base_name = json.loads((Path(model_dir) / ADAPTER_CONFIG).read_text())["base_model_name_or_path"]
+    adapter_config = json.loads((Path(model_dir) / ADAPTER_CONFIG).read_text())
+    base_name = adapter_config["base_model_name_or_path"]
     config = AutoConfig.from_pretrained(model_dir)
     base = auto_class.from_pretrained(base_name, config=config, ignore_mismatched_sizes=True)
-    merged = peft.PeftModel.from_pretrained(base, model_dir).merge_and_unload()
+    with peft_quietly():
+        merged = peft.PeftModel.from_pretrained(base, model_dir).merge_and_unload()
     if not kwargs:
         return merged
     with tempfile.TemporaryDirectory(prefix="tuneloop-merged-") as folder:

@@ -50,21 +50,33 @@ def length_grouped_indices(lengths: Sequence[int], batch_size: int,
                            rng: random.Random) -> list[int]:
     """Shuffle, sort within megabatches (longest first), cut into batches, shuffle the batches.
 
-    The batch with the longest example goes first, so a batch size that does not fit in memory
-    fails at the first step rather than hours in.
+    Every batch but the last is full, so the loader's batches are exactly these: a megabatch's
+    remainder joins the other remainders (sorted and cut like a megabatch of their own), and the
+    one partial batch left goes last. The batch with the longest example goes first, so a batch
+    size that does not fit in memory fails at the first step rather than hours in.
     """
     order = list(range(len(lengths)))
     rng.shuffle(order)
+
+    def by_length(indices: list[int]) -> list[int]:
+        return sorted(indices, key=lambda index: -lengths[index])
+
     size = batch_size * MEGABATCH_BATCHES
     batches: list[list[int]] = []
+    remainders: list[int] = []
     for start in range(0, len(order), size):
-        megabatch = sorted(order[start:start + size], key=lambda index: -lengths[index])
-        batches.extend(megabatch[cut:cut + batch_size]
-                       for cut in range(0, len(megabatch), batch_size))
+        megabatch = by_length(order[start:start + size])
+        whole = len(megabatch) - len(megabatch) % batch_size
+        batches.extend(megabatch[cut:cut + batch_size] for cut in range(0, whole, batch_size))
+        remainders.extend(megabatch[whole:])
+    remainders = by_length(remainders)
+    whole = len(remainders) - len(remainders) % batch_size
+    batches.extend(remainders[cut:cut + batch_size] for cut in range(0, whole, batch_size))
     rng.shuffle(batches)
     if batches:
         longest = max(range(len(batches)), key=lambda number: lengths[batches[number][0]])
         batches[0], batches[longest] = batches[longest], batches[0]
+    batches.append(remainders[whole:])  # the partial batch, if any, last
     return [index for batch in batches for index in batch]
 
 

@@ -128,7 +128,8 @@ class CausalLMRecipe(TaskRecipe):
         return encode_prompt_completion(tokenizer, example.input, completion, self.max_length)
 
     def prompt_ids(self, example: Example, tokenizer: Any) -> list[int]:
-        """The tokens a completion of ``example`` is generated after (the last ``max_length - 1``)."""
+        """The tokens a completion of ``example`` is generated after (at most ``max_length - 1``,
+        the last ones)."""
         if self.is_chat(example):
             text = render_chat(tokenizer, messages_of(example), add_generation_prompt=True)
             ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -233,7 +234,8 @@ def render_chat(tokenizer: Any, messages: list[dict[str, str]],
                                          add_generation_prompt=add_generation_prompt)
 
 
-def assistant_spans(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
+def assistant_spans(tokenizer: Any,
+                    messages: list[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
     """The rendered conversation and the character spans of its assistant turns.
 
     A turn's span runs from the end of the conversation before it (with the generation prompt, so

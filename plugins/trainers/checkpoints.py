@@ -86,7 +86,8 @@ def save_atomically(trainer: Any, save: Callable[[], None]) -> None:
             shutil.rmtree(final)
         os.replace(staging / name, final)
         _sync_folder(output_dir)
-        rotate_checkpoints(output_dir=str(output_dir), save_total_limit=trainer.args.save_total_limit,
+        rotate_checkpoints(output_dir=str(output_dir),
+                           save_total_limit=trainer.args.save_total_limit,
                            best_model_checkpoint=trainer.state.best_model_checkpoint)
     distributed.barrier()
 

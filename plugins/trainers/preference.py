@@ -6,7 +6,8 @@ in what they learn from the examples the feedback policies made:
 - An example with ``rejected`` set is a pair: ``target`` is the completion the expert chose,
   ``rejected`` the one they did not. DPO (Rafailov et al., 2023) raises the chosen completion's
   likelihood relative to the rejected one's, measured against the start model (the reference):
-  ``-log sigmoid(beta * ((log pi(chosen) - log ref(chosen)) - (log pi(rejected) - log ref(rejected))))``.
+  ``-log sigmoid(beta * ((log pi(c) - log ref(c)) - (log pi(r) - log ref(r))))`` for chosen ``c``
+  and rejected ``r``.
   ``training`` ``label_smoothing`` (the ``label_smoothing`` regularizer) makes it conservative DPO:
   the pair's label is trusted with probability ``1 - label_smoothing``.
 - An example with ``desirable`` True or False is one completion an expert judged good or bad. KTO
@@ -110,7 +111,8 @@ class PreferenceRecipe(CausalLMRecipe):
         kind = self.kind(example)
         features: dict[str, Any] = {"kind": kind}
         chosen = self.encode_completion(example, example.target or "", tokenizer)
-        features["chosen_input_ids"], features["chosen_labels"] = chosen["input_ids"], chosen["labels"]
+        features["chosen_input_ids"] = chosen["input_ids"]
+        features["chosen_labels"] = chosen["labels"]
         if kind == PAIR:
             rejected = self.encode_completion(example, example.rejected or "", tokenizer)
             features["rejected_input_ids"] = rejected["input_ids"]
@@ -140,7 +142,8 @@ class PreferenceRecipe(CausalLMRecipe):
 
         owner, role = inputs.pop("owner"), inputs.pop("role")
         reference, kind = inputs.pop("reference"), inputs.pop("kind")
-        logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
+        logits = model(input_ids=inputs["input_ids"],
+                       attention_mask=inputs["attention_mask"]).logits
         token_losses, mask = next_token_losses(logits, inputs["labels"])
         log_probability = -(token_losses * mask).sum(dim=1)
         tokens = mask.sum(dim=1).clamp(min=1)

@@ -32,8 +32,10 @@ class TaskRecipe:
         """One example's features (``input_ids``, ``attention_mask``, ``labels``...)."""
         raise NotImplementedError
 
-    def collator(self, tokenizer: Any) -> Callable[[list[dict[str, Any]]], dict[str, "torch.Tensor"]]:
-        """Pads a batch of encoded examples into tensors (dynamic padding: to the batch's longest)."""
+    def collator(self,
+                 tokenizer: Any) -> Callable[[list[dict[str, Any]]], dict[str, "torch.Tensor"]]:
+        """Pads a batch of encoded examples into tensors (dynamic padding: to the batch's
+        longest)."""
         raise NotImplementedError
 
     def position_losses(self, logits: "torch.Tensor", labels: "torch.Tensor",
@@ -50,8 +52,9 @@ class TaskRecipe:
         return losses, mask, outputs
 
     def add_reference(self, features: list[dict[str, Any]], model: Any, tokenizer: Any) -> None:
-        """Add what needs the untouched start model to the features (preference trainers store the
-        reference model's log-probabilities here). Called before any adjustment; default: nothing."""
+        """Add what needs the untouched start model to the features (preference trainers store
+        the reference model's log-probabilities here). Called before any adjustment; default:
+        nothing."""
 
     def validation_scorer(self) -> Callable[[Any, list["Example"]], dict[str, float]] | None:
         """Validation figures beyond the loss, from logits rows and their examples (``None``: the
