@@ -47,11 +47,24 @@ class Store:
         self.conn = connection
         self._write_depth = 0  # > 0 inside write(): nested writes join the open transaction
         self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self.conn.execute("PRAGMA journal_mode = WAL")
+        self._enable_wal()
         self.conn.execute("PRAGMA synchronous = NORMAL")
         self.conn.execute("PRAGMA foreign_keys = ON")
         if migrate:
             self.migrate()
+
+    def _enable_wal(self) -> None:
+        """Switch to WAL. Two processes opening a brand-new file at once can both try, and SQLite
+        answers the loser "database is locked" without honouring busy_timeout: retry briefly."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                self.conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def close(self) -> None:
         self.conn.close()
