@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from tuneloop.components import Regularizer
 from tuneloop.config import (DEFAULT_TRAINERS, ProjectConfig, SearchParameter,
                              check_config_components, instantiate)
 from tuneloop.context import CycleContext, Progress
@@ -176,26 +177,19 @@ def tune(config: ProjectConfig, *, trials: int, strategy: str, seed: int = 0,
         store.close()
 
 
-class TrialReporter:
+class TrialReporter(Regularizer):
     """A regularizer in name only: its callback hands each validation figure to optuna and stops
-    training when the pruner says the trial is behind the others at the same evaluation."""
+    training when the pruner says the trial is behind the others at the same evaluation. It
+    changes nothing else, so it keeps the base class's do-nothing configure/prepare/penalty."""
 
     name = "tuneloop_trial"
 
     def __init__(self, trial: Any, metric: str, record: TrialRecord):
+        super().__init__()
         self.trial = trial
         self.metric = metric
         self.record = record
         self.pruned = False
-
-    def configure(self, args: dict[str, Any]) -> None:
-        return None
-
-    def prepare(self, model: Any) -> Any:
-        return model
-
-    def penalty(self, model: Any) -> Any:
-        return None
 
     def callbacks(self) -> list[Any]:
         from transformers import TrainerCallback

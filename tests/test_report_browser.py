@@ -3,20 +3,16 @@ draws, nothing is fetched from the network, and script in the data stays inert t
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
+
+from browser import BROWSER_MARKS, launch_chromium
 from click.testing import CliRunner
 
 from reported import EVIL, LABELS, reported_project
 from tuneloop.cli import cli
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason="needs Debian's chromium (.ci/bootstrap test installs it)"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
@@ -24,10 +20,7 @@ def page():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = launch_chromium(playwright)
         tab = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
         tab.requests = []  # type: ignore[attr-defined]
         tab.errors = []  # type: ignore[attr-defined]

@@ -12,20 +12,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
+
+from browser import BROWSER_MARKS, CHROMIUM, launch_chromium
 
 from tuneloop import Example, Prediction
 from tuneloop.auth import create_reviewer
 from tuneloop.store import Store
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason="needs Debian's chromium (.ci/bootstrap test installs it)"),
-]
+pytestmark = BROWSER_MARKS
 PASSWORD = "correct horse battery"
 EVIL = ('<script>window.__pwned = 1; alert("x")</script><img src=x onerror="window.__pwned = 2">'
         '**bold** [link](javascript:window.__pwned=3)')
@@ -85,10 +81,7 @@ def page():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = launch_chromium(playwright)
         context = browser.new_context()
         dialogs: list[str] = []
         tab = context.new_page()
