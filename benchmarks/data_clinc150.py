@@ -1,6 +1,6 @@
 """Dedup and split CLINC150: tuneloop against pandas (+ scikit-learn) and Hugging Face datasets.
 
-    /tmp/tvenv/bin/python benchmarks/data_clinc150.py
+    .venv/bin/python benchmarks/data_clinc150.py
 
 Reads /work/shared/data/clinc150/data_full.json (23,700 utterances, 151 labels; it is not part of
 the repository), and times the same steps with each tool in one process, best of three:

@@ -1,6 +1,6 @@
 """Load and clean a large JSON Lines file: tuneloop against pandas and Hugging Face datasets.
 
-    /tmp/tvenv/bin/python benchmarks/data_load_clean.py [--rows 1000000]
+    .venv/bin/python benchmarks/data_load_clean.py [--rows 1000000]
 
 Writes a synthetic intent dataset (short utterances, 20 labels, 2% exact duplicates, some padded
 whitespace and empty texts) to a temporary folder, then runs the same cleaning with each tool, each

@@ -1,6 +1,6 @@
 """Run every benchmark in this folder, one after the other, and print their tables.
 
-    /tmp/tvenv/bin/python benchmarks/run_all.py
+    .venv/bin/python benchmarks/run_all.py
 
 Each benchmark is a module here with a ``main()`` that prints its own figures (measured side by
 side in the same run, with ratios); this script only finds and calls them, in name order.

@@ -1,6 +1,6 @@
 """Length grouping: training throughput with length-grouped batches against random batches.
 
-    /tmp/tvenv/bin/python benchmarks/training_batching.py [--quick]
+    .venv/bin/python benchmarks/training_batching.py [--quick]
 
 tuneloop's classification trainer trains all-MiniLM-L6-v2 (fresh 150-intent head) for one epoch
 over CLINC150 training utterances, batch size 32, once with ``training.group_by_length: true``

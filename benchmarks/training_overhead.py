@@ -1,7 +1,7 @@
 """Framework overhead: a training step of tuneloop's classification trainer against a minimal
 hand-written PyTorch loop, on the same model, data, batches and batch size.
 
-    /tmp/tvenv/bin/python benchmarks/training_overhead.py [--quick]
+    .venv/bin/python benchmarks/training_overhead.py [--quick]
 
 Both train all-MiniLM-L6-v2 with a fresh 150-intent head on CLINC150 utterances, batch size 32,
 fused AdamW with a linear schedule and gradient clipping at norm 1 (tuneloop's defaults, so both do

@@ -1,6 +1,6 @@
 """Default recipe quality: a whole tuneloop cycle on CLINC150 with the shipped training recipe.
 
-    /tmp/tvenv/bin/python benchmarks/training_recipe.py [--quick]
+    .venv/bin/python benchmarks/training_recipe.py [--quick]
 
 The recipe is the ``training:`` section of the config ``tuneloop init`` writes (read from the
 package, so this measures what users get: all-MiniLM-L6-v2, 4 epochs, learning rate 1e-4 with 10%
