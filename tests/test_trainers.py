@@ -597,3 +597,13 @@ def test_sft_on_chat_examples_learns_the_answers(tmp_path):
     result = trainer.train(context, {"train": train, "validation": train[:2] + train[-2:]}, [])
     predictions = trainer.predict(result.model_dir, [train[0], train[-1]], context)
     assert [prediction.output.split()[0] for prediction in predictions] == ["blue", "red"]
+
+
+def test_supervised_trainers_leave_out_answers_an_expert_marked_bad():
+    from tuneloop.plugins.trainers.common import supervised_examples
+
+    good = Example(input="q", target="right", desirable=True)
+    plain = Example(input="q2", target="fine")
+    bad = Example(input="q", target="wrong", desirable=False)
+    unlabeled = Example(input="q3")
+    assert supervised_examples([good, plain, bad, unlabeled]) == [good, plain]

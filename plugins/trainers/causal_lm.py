@@ -52,10 +52,16 @@ class CausalLMTrainer(Trainer):
         from tuneloop.plugins.trainers import common
 
         self.check_select_metric(context)
-        with_targets = {name: [example for example in splits.get(name) or []
-                               if example.target is not None]
+        with_targets = {name: self.training_examples(splits.get(name) or [])
                         for name in ("train", "validation")}
         return common.train(context, with_targets, regularizers, self.recipe(context))
+
+    def training_examples(self, examples: list[Example]) -> list[Example]:
+        """What this trainer learns from: supervised finetuning leaves out answers an expert
+        marked bad (``desirable=False``); a preference trainer keeps them."""
+        from tuneloop.plugins.trainers import common
+
+        return common.supervised_examples(examples)
 
     def recipe(self, context: "CycleContext") -> "CausalLMRecipe":
         return CausalLMRecipe(context, self.options)

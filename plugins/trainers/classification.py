@@ -60,7 +60,8 @@ class SequenceClassificationTrainer(Trainer):
         from tuneloop.plugins.trainers import common
 
         recipe = ClassificationRecipe(context, self.options)
-        labelled = {name: recipe.labelled(splits.get(name) or [], name)
+        labelled = {name: recipe.labelled(common.supervised_examples(splits.get(name) or []),
+                                          name)
                     for name in ("train", "validation")}
         recipe.fit_class_weights(labelled["train"])
         return common.train(context, labelled, regularizers, recipe)

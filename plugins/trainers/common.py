@@ -293,6 +293,14 @@ def quiet_transformers_progress() -> Iterator[None]:
             transformers_logging.enable_progress_bar()
 
 
+def supervised_examples(examples: Sequence[Example]) -> list[Example]:
+    """What a supervised trainer learns to reproduce: examples with a target that no expert
+    marked bad. A thumbs-down (``desirable=False``, from the ``thumbs`` policy) only means
+    something to a preference trainer; trained on here it would teach the rejected answer."""
+    return [example for example in examples
+            if example.target is not None and example.desirable is not False]
+
+
 @contextlib.contextmanager
 def quiet_loading() -> Iterator[None]:
     """Silence transformers' load report while a start model loads: a fresh classification head

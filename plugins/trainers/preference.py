@@ -83,6 +83,10 @@ class KTOTrainer(CausalLMTrainer):
     Options = KTOOptions
     options: KTOOptions
 
+    def training_examples(self, examples: list[Example]) -> list[Example]:
+        """Every judged completion: KTO learns from the bad ones as much as from the good."""
+        return [example for example in examples if example.target is not None]
+
     def recipe(self, context: "CycleContext") -> "PreferenceRecipe":
         return PreferenceRecipe(context, self.options, method="kto")
 
