@@ -62,9 +62,7 @@ def classification_project(directory: Path, model_dir: str, **overrides: Any) ->
         "feedback": {"policies": [{"name": "corrections", "weight": 2.0}, "approvals"]},
     }
     _merge(config, overrides)
-    path = directory / "tuneloop.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return path
+    return write_config(directory, config)
 
 
 def causal_project(directory: Path, model_dir: str, **overrides: Any) -> Path:
@@ -84,6 +82,11 @@ def causal_project(directory: Path, model_dir: str, **overrides: Any) -> Path:
         "feedback": {"policies": [{"name": "corrections", "weight": 2.0}, "approvals"]},
     }
     _merge(config, overrides)
+    return write_config(directory, config)
+
+
+def write_config(directory: Path, config: dict[str, Any]) -> Path:
+    """Write ``config`` as the project's tuneloop.yaml; returns its path."""
     path = directory / "tuneloop.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path

@@ -10,9 +10,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from projects import write_jsonl
+from projects import write_config, write_jsonl
 from tuneloop import Example
 
 POSITIVE = ["good", "great", "excellent", "lovely"]
@@ -58,9 +56,7 @@ def sentiment_project(directory: Path, model_dir: str, count: int = 96,
                      "tensorboard": False, **training},
         "review": {"size": 5},
     }
-    path = directory / "tuneloop.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return path
+    return write_config(directory, config)
 
 
 def numbered_vocabulary(count: int = 96) -> list[str]:
