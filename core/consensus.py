@@ -177,3 +177,62 @@ def send_back_to_queue(store: "Store", items: list[tuple[ItemKey, int]],
                     "'open', ?)", [output_id, pair_output_id, cycle[0], sampler, needed, now()])
             changed += 1
     return changed
+
+
+@dataclass
+class HeldBack:
+    """The rated items kept out of training right now, and why (``held_back``)."""
+
+    waiting: list[ItemKey] = field(default_factory=list)  # fewer ratings than asked for
+    disagree: list[ItemKey] = field(default_factory=list)  # experts disagree
+    back_in_queue: list[ItemKey] = field(default_factory=list)  # of ``disagree``: reopened
+    reasons: dict[ItemKey, str] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return len(self.waiting) + len(self.disagree)
+
+    def line(self) -> str:
+        """One line for ``run``, ``status`` and the dashboard (fits 80 columns)."""
+        if not self.total:
+            return "Held back from training: none (every rated item is agreed)"
+        parts = []
+        if self.disagree:
+            queued = len(self.back_in_queue)
+            parts.append(f"experts disagree on {_items(len(self.disagree))}"
+                         + (f", {queued} back in the queue for a tie-break" if queued else
+                            ", none requeued (feedback.on_disagreement: hold)"))
+        if self.waiting:
+            parts.append(f"{_items(len(self.waiting))} waiting for more ratings")
+        return f"Held back from training: {_items(self.total)} ({'; '.join(parts)})"
+
+
+def _items(count: int) -> str:
+    return f"{count} item" + ("" if count == 1 else "s")
+
+
+def held_back(store: "Store", *, min_agreement: float) -> HeldBack:
+    """Which rated items the next cycle would keep out of training, over every current rating
+    (the same test ``agreed_ratings`` applies), and whether the disagreed ones are back in the
+    queue. Each item is judged by its own cycle's task."""
+    tasks = {row["id"]: row["task"] for row in store.cycles()}
+    by_task: dict[str, list[Rating]] = defaultdict(list)
+    for rating in store.current_ratings(unused_only=False):
+        by_task[tasks.get(rating.cycle_id, "classification")].append(rating)
+    states = store.queue_states()
+    result = HeldBack()
+    for task, ratings in by_task.items():
+        agreement = agreement_by_item(ratings, task)
+        waiting = awaiting_ratings(store, agreement)
+        for key, item in sorted(agreement.items(), key=lambda pair: pair[0][0]):
+            # disagreement first: a requeued item also waits, for its tie-breaking rating
+            if item.raters > 1 and (item.majority is None or item.share < min_agreement):
+                result.disagree.append(key)
+                result.reasons[key] = (f"{item.share:.0%} of {item.raters} experts agree "
+                                       f"(needs {min_agreement:.0%})")
+                if states.get(key) == "open":
+                    result.back_in_queue.append(key)
+            elif key in waiting:
+                result.waiting.append(key)
+                result.reasons[key] = f"waiting for {waiting[key]} ratings (has {item.raters})"
+    return result

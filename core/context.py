@@ -67,6 +67,10 @@ class CycleContext:
     progress: Progress = field(default_factory=Progress)
     log_callback: Callable[[int, dict[str, float]], None] | None = None
     state: dict[str, Any] = field(default_factory=dict)
+    # the split a ``Trainer.predict`` call answers ("validation", "test", "review"), set by the
+    # cycle before each call; None elsewhere (tuneloop predict, tests). A causal-LM trainer gives
+    # several candidates per prompt for "review" only.
+    predicting: str | None = None
 
     @property
     def task(self) -> str:

@@ -68,6 +68,9 @@ def prepare_data(config: ProjectConfig, found: Any, store: Store | None) -> Prep
     and a report of every step (``tuneloop data inspect`` shows it)."""
     from tuneloop.data_pipeline import (DataPipeline, Services, augment, check_labels,
                                         counts_by_source, no_examples_error)
+    from collections import Counter
+
+    from tuneloop import data_problems
     from tuneloop.leakage import check_leakage
     from tuneloop.splitting import assign_splits, split_summary
 
@@ -80,18 +83,24 @@ def prepare_data(config: ProjectConfig, found: Any, store: Store | None) -> Prep
     if not examples:
         raise no_examples_error(report)
 
-    # 3. Labels must be known and allowed before splitting.
+    # 3. Labels must be known and allowed before splitting; empty targets are counted.
+    examples = data_problems.settle_empty_targets(examples, report)
     examples = check_labels(config, examples, report)
     labels = label_set(config, examples)
 
     # 4. Split: persisted assignments keep every earlier example on its side.
     known = store.split_assignments() if store is not None else {}
     conflicts: list[str] = []
+    pins = Counter((example.source or "data", example.split) for example in examples
+                   if example.split is not None)
+    split_stats: dict[str, Any] = {}
     splits, new_assignments = assign_splits(
         examples, config.data.split.fractions(), config.data.split.seed, known,
         by_column=config.data.split.by == "column", copy=False,  # the pipeline's own objects
         on_conflict=lambda example, pinned, placed: conflicts.append(
-            f"{example.source or 'data'}: pinned to {pinned}, put in {placed}"))
+            f"{example.source or 'data'}: pinned to {pinned}, put in {placed}"),
+        stratify=config.data.split.stratify_by_label(config.task), stats=split_stats)
+    report["split_method"] = split_stats
     if conflicts:
         report["split_conflicts"] = {"count": len(conflicts), "examples": conflicts[:10]}
     # Unlabeled inputs can be reviewed (experts label them) but neither trained nor scored on.
@@ -128,6 +137,11 @@ def prepare_data(config: ProjectConfig, found: Any, store: Store | None) -> Prep
     report["labels"] = labels
     report["splits"] = split_summary(splits)
     report["by_source"] = counts_by_source(splits)
+    # 8. What must not pass silently: empty evaluation splits, empty targets, unseen labels
+    #    (the cycle stops on errors before its row is written; data inspect shows them all).
+    report["unseen_labels"] = data_problems.unseen_labels(config, splits)
+    report["problems"] = data_problems.collect(config, splits, report, len(examples), pins,
+                                               split_stats)
     return PreparedData(splits, new_assignments, feedback_uses, report, requeue)
 
 
@@ -197,7 +211,7 @@ def run_cycle(config: ProjectConfig, *, quiet: bool = False,
     opening a new one. Under ``torchrun`` every process prepares the data and trains; only the main
     process writes to the database (``tuneloop.distributed``).
     """
-    from tuneloop import distributed, registries
+    from tuneloop import data_problems, distributed, registries
     from tuneloop import resume as resuming
 
     found = registries.build()
@@ -217,7 +231,15 @@ def run_cycle(config: ProjectConfig, *, quiet: bool = False,
         started = time.perf_counter()
         echo("Preparing data")
         prepared = prepare_data(config, found, store)
+        # an empty evaluation split (or rows the config refuses) stops here, before any row
+        data_problems.stop_on_errors(prepared.report)
+        for warning in data_problems.warnings(prepared.report):
+            data_problems.logger.warning("warning: %s", warning)
         prepared.report["process"] = resuming.process_record()
+        # torch threads from the cores this process may use (TUNELOOP_THREADS overrides)
+        from tuneloop import threads
+
+        prepared.report["threads"] = threads.configure(trainer_threads(config))
         timings["data"] = time.perf_counter() - started
         distributed.barrier()  # every process has read the data before the main one writes
         parent = store.latest_cycle(config.project, status="done")
@@ -234,14 +256,17 @@ def run_cycle(config: ProjectConfig, *, quiet: bool = False,
         # -- open the cycle (or reopen the interrupted one) -----------------------------------------
         def open_cycle() -> int:
             if resumed is not None:
-                resuming.check_same_data(store, resumed["id"], prepared.splits)
+                # killed before its data was recorded: record it now, as a new cycle would
+                resumed["data_recorded"] = resuming.check_same_data(store, resumed["id"],
+                                                                    prepared.splits)
                 resuming.reopen(store, resumed)
                 return int(resumed["id"])
             return store.create_cycle(
                 project=config.project, task=config.task, seed=config.training.seed,
                 config=config.snapshot(), plugins=[plugin_record(info) for info in plugin_infos()],
                 base_model=config.model_location(), start_model=start_model,
-                parent_id=parent["id"] if parent else None)
+                parent_id=parent["id"] if parent else None,
+                stats={"process": prepared.report["process"]})
 
         cycle_id = distributed.agree(open_cycle)
         run_dir = config.runs_path / f"cycle-{cycle_id}"
@@ -254,6 +279,8 @@ def run_cycle(config: ProjectConfig, *, quiet: bool = False,
             log_callback=lambda step, logs: stream_training_log(context, step, logs))
         if not main:  # another process of a multi-process run: it trains, the main one records
             context.log_callback = None
+            if resumed is not None and resumed["resume_stage"] != "train":
+                return CycleResult(cycle_id, "worker", None, {}, False, [], 0, 0, timings)
             return train_as_worker(context, found, prepared, trainer, regularizers, timings)
         try:
             return _run_stages(context, found, prepared, parent, trainer, regularizers, metrics,
@@ -274,18 +301,30 @@ def _run_stages(context: CycleContext, found: Any, prepared: PreparedData,
                 trainer: Any, regularizers: list[Any], metrics: list[Any], sampler: Any,
                 timings: dict[str, float], echo: Callable[[str], None],
                 resumed: dict[str, Any] | None = None) -> CycleResult:
+    from tuneloop import resume as resuming
+
     config, store, cycle_id = context.config, context.store, context.cycle_id
     assert store is not None
-    if resumed is None:  # a resumed cycle recorded its data when it first started
-        store.update_cycle(cycle_id, run_dir=str(context.run_dir),
-                           components=component_record(config, found), stats=prepared.report)
-        store.add_split_assignments(prepared.new_assignments, cycle_id)
-        store.add_examples(cycle_id, prepared.splits)
-        store.record_feedback_usage(cycle_id, prepared.feedback_uses)
-        if prepared.requeue:
-            from tuneloop.consensus import send_back_to_queue
+    # where a resumed cycle starts: "train", "evaluate", "review" or "promote" (tuneloop.resume)
+    stage = resumed["resume_stage"] if resumed is not None else "train"
+    if resumed is None or not resumed.get("data_recorded"):
+        # a resumed cycle recorded its data when it first started; all of it or none (one
+        # transaction), so a kill here leaves a cycle that a resume records again
+        with store.write():
+            stats = dict(prepared.report)
+            if resumed is not None:  # the resume count, the process reopen() recorded
+                stats.update({key: value for key, value in
+                              _stats(store.cycle(cycle_id)).items()
+                              if key in ("process", "resumed")})
+            store.update_cycle(cycle_id, run_dir=str(context.run_dir),
+                               components=component_record(config, found), stats=stats)
+            store.add_split_assignments(prepared.new_assignments, cycle_id)
+            store.add_examples(cycle_id, prepared.splits)
+            store.record_feedback_usage(cycle_id, prepared.feedback_uses)
+            if prepared.requeue:
+                from tuneloop.consensus import send_back_to_queue
 
-            send_back_to_queue(store, prepared.requeue)
+                send_back_to_queue(store, prepared.requeue)
     call_hook("cycle_started", cycle=context)
     call_hook("data_prepared", cycle=context, splits=prepared.splits)
 
@@ -295,31 +334,82 @@ def _run_stages(context: CycleContext, found: Any, prepared: PreparedData,
     # the trainer never sees the test split: no selection or early stopping on it
     training_splits = {split: examples for split, examples in prepared.splits.items()
                        if split != "test"}
-    from tuneloop.resume import clear_after_training, trained_model
-
-    saved = trained_model(resumed) if resumed is not None else None
-    if saved is not None:  # interrupted after training: the model stands, what followed reruns
-        echo(f"Cycle {cycle_id} had finished training: evaluating {saved}")
-        clear_after_training(store, cycle_id)
-        result = TrainResult(model_dir=saved)
+    if resumed is not None:  # what the interrupted attempt recorded from this stage on goes
+        resuming.clear_from(store, cycle_id, stage)
+    if stage != "train":  # interrupted after training: the model stands, what followed reruns
+        assert resumed is not None
+        result = resuming.train_result(resumed)
+        echo(f"Cycle {cycle_id} had finished training: continuing with {stage} "
+             f"({result.model_dir})")
     else:
         with guard(found, "trainers", config.trainer_ref.name, "train"):
             result = trainer.train(context, training_splits, regularizers)
         expect_train_result(found, config.trainer_ref.name, result)
-        record_training(store, cycle_id, result)
-    timings["train"] = time.perf_counter() - started
-    store.update_cycle(cycle_id, status="trained", model_path=result.model_dir, timings=timings)
+        timings["train"] = time.perf_counter() - started
+        with store.write():  # the training record and the status together
+            record_training(store, cycle_id, result)
+            store.update_cycle(cycle_id, status="trained", model_path=result.model_dir,
+                               timings=timings)
     call_hook("training_finished", cycle=context, result=result)
 
     # -- evaluate: validation (selection) and test (reported only) -----------------------------------
     started = time.perf_counter()
     figures: dict[str, dict[str, float]] = {}
+    model_metrics = [metric for metric in metrics if metric.measures_model]
+    if stage in ("review", "promote"):  # evaluated before the interruption: the figures stand
+        figures, base_figures = stored_figures(store, found, cycle_id, model_metrics, context)
+    else:
+        base_figures = evaluate(context, found, prepared, parent, trainer, result, metrics,
+                                figures, echo)
+        timings["evaluate"] = time.perf_counter() - started
+        store.update_cycle(cycle_id, status="evaluated", timings=timings)
+    if "validation" not in figures and "test" not in figures:  # never "done" on nothing
+        raise TuneloopError(f"cycle {cycle_id} measured nothing: its validation and test splits "
+                            f"are both empty (tuneloop data inspect shows why); it is failed")
+    call_hook("evaluation_finished", cycle=context, metrics=figures)
+
+    # -- outputs for review --------------------------------------------------------------------------
+    started = time.perf_counter()
+    predictions: list[Prediction] = []
+    queued = 0
+    if stage != "promote":
+        predictions, queued = outputs_for_review(context, found, prepared, parent, trainer,
+                                                 result, sampler)
+        timings["review"] = time.perf_counter() - started
+    call_hook("outputs_stored", cycle=context, predictions=predictions)
+
+    # -- promotion gate --------------------------------------------------------------------------
+    from tuneloop.promotion import decide
+
+    promoted, reasons = decide(config, store, cycle_id, figures, base=base_figures)
+    with store.write():  # the model record and "done" together
+        store.add_model(cycle_id, result.model_dir, figures,
+                        "promoted" if promoted else "rejected", reasons)
+        store.update_cycle(cycle_id, status="done", finished_at=_now(), timings=timings)
+    call_hook("cycle_finished", cycle=context, promoted=promoted)
+    ratings_used = len({use[0] for use in prepared.feedback_uses})
+    return CycleResult(cycle_id, "done", result.model_dir, figures, promoted, reasons,
+                       ratings_used, queued, timings)
+
+
+def evaluate(context: CycleContext, found: Any, prepared: PreparedData,
+             parent: dict[str, Any] | None, trainer: Any, result: TrainResult,
+             metrics: list[Any], figures: dict[str, dict[str, float]],
+             echo: Callable[[str], None]) -> dict[str, float]:
+    """The evaluation stage: figures on validation and test (into ``figures``, and stored with
+    the per-example predictions), benchmarks of the model and of the base model, and the parent
+    cycle's human figures (replaced: a resumed cycle computes them again). Returns the base
+    model's benchmark figures."""
+    config, store, cycle_id = context.config, context.store, context.cycle_id
+    assert store is not None
     for split in ("validation", "test"):
         examples = prepared.splits.get(split) or []
         if not examples:
             continue
+        context.predicting = split  # one answer per example: the figures score it
         with guard(found, "trainers", config.trainer_ref.name, "predict"):
             predictions = trainer.predict(result.model_dir, examples, context)
+        context.predicting = None
         expect_predictions(found, config.trainer_ref.name, predictions, examples)
         figures[split] = compute_metrics(found, context.metrics, predictions, examples)
         if split == "validation" and result.best_metric is not None:
@@ -339,31 +429,52 @@ def _run_stages(context: CycleContext, found: Any, prepared: PreparedData,
     if parent is not None:
         human = human_metrics(store, parent["id"])
         if human:
-            store.add_metrics(parent["id"], "human", human)
-    timings["evaluate"] = time.perf_counter() - started
-    store.update_cycle(cycle_id, status="evaluated", timings=timings)
-    call_hook("evaluation_finished", cycle=context, metrics=figures)
+            store.replace_final_metrics(parent["id"], "human", human)
+    return base_figures
 
-    # -- outputs for review --------------------------------------------------------------------------
-    started = time.perf_counter()
+
+def stored_figures(store: Store, found: Any, cycle_id: int, model_metrics: list[Any],
+                   context: CycleContext) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """A resumed cycle's figures as its evaluation stored them (validation, test, benchmark), and
+    the base model's benchmark figures (stored once per project: read, not measured again)."""
+    stored = store.final_metrics(cycle_id)
+    figures = {split: stored[split] for split in ("validation", "test", BENCHMARK)
+               if split in stored}
+    base = measure_base_model(found, model_metrics, context) if model_metrics else {}
+    return figures, base
+
+
+def outputs_for_review(context: CycleContext, found: Any, prepared: PreparedData,
+                       parent: dict[str, Any] | None, trainer: Any, result: TrainResult,
+                       sampler: Any) -> tuple[list[Prediction], int]:
+    """The review stage: the model's outputs on the review split (stored), the sampler's choice
+    queued, and pairs against the parent's outputs. Returns the predictions and how many items
+    were queued."""
+    config, store, cycle_id = context.config, context.store, context.cycle_id
+    assert store is not None
     review_examples = examples_for_review(store, prepared.splits.get("review") or [])
     predictions: list[Prediction] = []
     queued = 0
     if review_examples:
+        context.predicting = "review"  # a trainer may give several candidates per prompt
         with guard(found, "trainers", config.trainer_ref.name, "predict"):
             predictions = trainer.predict(result.model_dir, review_examples, context)
+        context.predicting = None
         expect_predictions(found, config.trainer_ref.name, predictions, review_examples)
         output_ids = store.add_outputs(cycle_id, predictions, review_examples)
         candidates = [ReviewCandidate(output_id=output_id, example_id=example.id,
                                       input=example.input, output=prediction.output,
-                                      confidence=prediction.confidence, scores=prediction.scores)
+                                      confidence=prediction.confidence, scores=prediction.scores,
+                                      embedding=prediction.embedding)
                       for output_id, example, prediction
                       in zip(output_ids, review_examples, predictions)]
         from tuneloop.pairing import attach_previous, queue_pairs
 
         attach_previous(store, candidates, cycle_id, parent["id"] if parent else None)
         with guard(found, "review_samplers", config.review.sampler.name, "select"):
-            chosen = sampler.select(candidates, config.review.size, random.Random(context.seed))
+            # seeded by the cycle too: each cycle draws its own sample, reproducibly
+            chosen = sampler.select(candidates, config.review.size,
+                                    random.Random(f"{context.seed}:{cycle_id}"))
         expect_selection(found, config.review.sampler.name, chosen, candidates, config.review.size)
         store.enqueue(cycle_id, [candidate.output_id for candidate in chosen],
                       config.review.sampler.name, config.review.ratings_per_item)
@@ -371,25 +482,31 @@ def _run_stages(context: CycleContext, found: Any, prepared: PreparedData,
         if config.review.pairwise:  # this cycle's answer against the previous cycle's
             queued += queue_pairs(store, cycle_id, parent["id"] if parent else None,
                                   config.review, singles_queued=len(chosen))
-    timings["review"] = time.perf_counter() - started
-    call_hook("outputs_stored", cycle=context, predictions=predictions)
+        if any(prediction.candidates for prediction in predictions):
+            from tuneloop.pairing import queue_candidate_pairs
 
-    # -- promotion gate --------------------------------------------------------------------------
-    from tuneloop.promotion import decide
+            # the model's candidate answers to the chosen prompts, two at a time
+            queued += queue_candidate_pairs(store, cycle_id,
+                                            [candidate.output_id for candidate in chosen],
+                                            config.review, singles_queued=len(chosen))
+    return predictions, queued
 
-    promoted, reasons = decide(config, store, cycle_id, figures, base=base_figures)
-    store.add_model(cycle_id, result.model_dir, figures, "promoted" if promoted else "rejected",
-                    reasons)
-    store.update_cycle(cycle_id, status="done", finished_at=_now(), timings=timings)
-    call_hook("cycle_finished", cycle=context, promoted=promoted)
-    ratings_used = len({use[0] for use in prepared.feedback_uses})
-    return CycleResult(cycle_id, "done", result.model_dir, figures, promoted, reasons,
-                       ratings_used, queued, timings)
+
+def _stats(cycle: dict[str, Any] | None) -> dict[str, Any]:
+    import json
+
+    return json.loads(cycle["stats"]) if cycle and cycle.get("stats") else {}
 
 
 # --------------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------------
+
+
+def trainer_threads(config: ProjectConfig) -> int | None:
+    """The trainer's ``threads`` option when it has one and the config sets it."""
+    value = config.trainer_ref.options.get("threads")
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def choose_start_model(config: ProjectConfig, store: Store) -> str:
@@ -433,9 +550,7 @@ def guard(found: Any, kind: str, name: str, method: str) -> Any:
 
 def examples_for_review(store: Store, examples: list[Example]) -> list[Example]:
     """Review-split examples no expert has judged yet (judged ones are already training data)."""
-    judged = {row["input"] for row in store.query(
-        "SELECT DISTINCT o.input FROM ratings r JOIN outputs o ON o.id = r.output_id "
-        "WHERE r.verdict IN ('approve', 'reject')")}
+    judged = store.judged_inputs()
     return [example for example in examples if example.input not in judged]
 
 
@@ -501,25 +616,23 @@ def record_training(store: Store, cycle_id: int, result: TrainResult) -> None:
     import json
 
     recorded = ("padding_fraction", "regularizers", "arguments", "resumed_from_step",
-                "train_examples", "left_out_undesirable")
+                "train_examples", "left_out_undesirable", "recipe")
     training = {name: result.extra[name] for name in recorded if name in result.extra}
-    if not training:
-        return
     row = store.cycle(cycle_id)
     stats = json.loads(row["stats"]) if row and row.get("stats") else {}
-    stats["training"] = training
+    if training:
+        stats["training"] = training
+    # what a resume that starts after training needs of the result (tuneloop.resume)
+    stats["train_result"] = {"best_metric": result.best_metric, "best_step": result.best_step,
+                             "global_step": result.global_step}
     store.update_cycle(cycle_id, stats=stats)
 
 
 def record_failure(store: Store, cycle_id: int, error: BaseException,
                    timings: dict[str, float]) -> None:
-    """Mark the cycle failed; a model it had already promoted is withdrawn."""
-    store.update_cycle(cycle_id, status="failed", error=one_line(error), finished_at=_now(),
-                       timings=timings)
-    with store.write() as db:
-        db.execute("UPDATE models SET stage = 'rejected', reasons = json_insert(reasons, '$[#]', "
-                   "'withdrawn: the cycle failed after the gate') WHERE cycle_id = ? "
-                   "AND stage = 'promoted'", [cycle_id])
+    """Mark the cycle failed, keeping the stage it had reached for a resume; a model it had
+    already promoted is withdrawn."""
+    store.mark_interrupted(cycle_id, one_line(error), finished_at=_now(), timings=timings)
 
 
 def one_line(error: BaseException) -> str:

@@ -2,9 +2,11 @@
 
 Counts per source and split, the label distribution, input lengths in the model's tokens (as a
 histogram, with how many would be truncated at ``model.max_length``), what each cleaner removed and
-changed (with examples), records skipped, leaks across splits and pins that were overridden, and a
-few rows of each split. :func:`build` gathers it into a JSON-serialisable dict (``--json``);
-:func:`render` prints it with rich.
+changed (with examples), records skipped, leaks across splits and pins that were overridden, how
+the split was made, the problems that would stop a cycle or that it warns about (empty evaluation
+splits, empty targets, unseen labels: ``tuneloop.data_problems``), and a few rows of each split.
+:func:`build` gathers it into a JSON-serialisable dict (``--json``); :func:`render` prints it with
+rich.
 
 Token lengths use the model's tokenizer when it can be loaded (offline: a local folder, a package,
 or the cache), and whitespace-separated words otherwise; the report says which.
@@ -156,6 +158,7 @@ def render(report: dict[str, Any], console: Any, max_labels: int = 200) -> None:
         _labels(report, console, Table, max_labels)
     _lengths(report, console, Table)
     _leakage(report, console)
+    _problems(report, console)
     _samples(report, console, Table)
 
 
@@ -208,6 +211,13 @@ def _splits(report: dict[str, Any], console: Any, Table: Any) -> None:
         table.add_row(split, str(entry["examples"]), str(entry["labeled"]),
                       str(entry["unlabeled"]), str(entry["distinct_labels"]))
     console.print(table)
+    method = report.get("split_method") or {}
+    if method:
+        how = ("stratified by label" if method.get("stratified") else
+               "by a seeded hash of the prompt (or group), not stratified")
+        console.print(f"Split {how}: {method.get('new_keys', 0)} new and "
+                      f"{method.get('known_keys', 0)} known inputs shared out by the fractions, "
+                      f"{method.get('pinned_keys', 0)} pinned by their source", soft_wrap=True)
     left_out = report.get("unlabeled_left_out")
     if left_out:
         console.print("Unlabeled examples left out of training and scoring: " +
@@ -257,6 +267,9 @@ def _leakage(report: dict[str, Any], console: Any) -> None:
     if leakage:
         threshold = leakage.get("near_threshold")
         what = f"exact, and near at similarity >= {threshold:g}" if threshold else "exact"
+        if leakage.get("inputs_cut"):  # near_duplicates.MAX_CHARS: what one input contributes
+            what += (f"; the near check read the first {leakage['near_chars_per_input']:,} "
+                     f"characters of {leakage['inputs_cut']} longer input(s)")
         if not leakage.get("leaks"):
             console.print(f"[green]No duplicates across splits[/] ({what}).")
         else:
@@ -271,6 +284,17 @@ def _leakage(report: dict[str, Any], console: Any) -> None:
                       f"sits on both sides of an evaluation split:", soft_wrap=True)
         for example in conflicts["examples"]:
             console.print(f"  {example}", soft_wrap=True)
+
+
+def _problems(report: dict[str, Any], console: Any) -> None:
+    """Empty evaluation splits, empty targets, unseen labels (``tuneloop.data_problems``): an
+    error here is what stops ``tuneloop run``."""
+    from rich.markup import escape
+
+    for problem in report.get("problems") or []:
+        style = "red" if problem["level"] == "error" else "yellow"
+        console.print(f"[bold {style}]{problem['level']}:[/] "
+                      f"{escape(problem['where'] + ': ' + problem['message'])}", soft_wrap=True)
 
 
 def _samples(report: dict[str, Any], console: Any, Table: Any) -> None:

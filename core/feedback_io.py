@@ -133,15 +133,33 @@ def import_jsonl(store: "Store", lines: Iterator[str], *, source: str = "ratings
     Raises ``DataError`` naming the first bad line (and how many there are) when any row is bad
     and ``skip_invalid`` is off; nothing is written then. ``dry_run`` checks without writing.
     """
+    def parsed() -> Iterator[tuple[int, Any]]:
+        for number, text in enumerate(lines, start=1):
+            if not text.strip():
+                continue
+            try:
+                yield number, json.loads(text)
+            except json.JSONDecodeError as error:
+                yield number, RowError(f"not JSON ({error.msg})")
+
+    return import_rows(store, parsed(), source=source, skip_invalid=skip_invalid,
+                       dry_run=dry_run)
+
+
+def import_rows(store: "Store", rows: Iterator[tuple[int, Any]], *, source: str,
+                skip_invalid: bool = False, dry_run: bool = False) -> ImportReport:
+    """``import_jsonl`` for rows already read from any format: ``(line or record number, row
+    dict)`` pairs, a ``RowError`` in place of a row that could not be read. The checks, the
+    all-or-nothing rule and the one transaction are the same for every format."""
     report = ImportReport()
     good: list[_Row] = []
     reviewers = {row["name"]: row for row in store.query("SELECT id, name, disabled FROM "
                                                          "reviewers")}
-    for number, text in enumerate(lines, start=1):
-        if not text.strip():
-            continue
+    for number, row in rows:
         try:
-            good.append(_Row(number, *_check_row(store, text, reviewers)))
+            if isinstance(row, RowError):
+                raise row
+            good.append(_Row(number, *_check_fields(store, row, reviewers)))
         except RowError as error:
             report.rejected.append((number, str(error)))
     if report.rejected and not skip_invalid:
@@ -162,12 +180,8 @@ def import_jsonl(store: "Store", lines: Iterator[str], *, source: str = "ratings
     return report
 
 
-def _check_row(store: "Store", text: str, reviewers: dict[str, dict[str, Any]]
-               ) -> tuple[int, dict[str, Any]]:
-    try:
-        row = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise RowError(f"not JSON ({error.msg})") from None
+def _check_fields(store: "Store", row: Any, reviewers: dict[str, dict[str, Any]]
+                  ) -> tuple[int, dict[str, Any]]:
     if not isinstance(row, dict):
         raise RowError("a row must be a JSON object")
     unknown = sorted(set(row) - KNOWN_FIELDS)

@@ -25,6 +25,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from tuneloop.store import Store
 
 VERDICTS = ("approve", "reject")
+# Every figure ``human_metrics`` can give (a promotion rule on ``human.<name>`` names one of them).
+FIGURES = ("ratings", "rated_outputs", "reviewers", "approval_rate", "corrections_per_output",
+           "mean_score", "agreement_items", "krippendorff_alpha", "cohen_kappa", "fleiss_kappa")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -127,6 +127,11 @@ def expect_predictions(found: Any, name: str, predictions: Any,
         if prediction.confidence is not None and not _is_number(prediction.confidence):
             raise refuse(f"returned prediction {number} with confidence "
                          f"{_a(prediction.confidence)}, not a number or None")
+        for candidate in prediction.candidates:
+            if not isinstance(candidate, Prediction) or not isinstance(candidate.output, str) \
+                    or candidate.example_id != example.id:
+                raise refuse(f"returned prediction {number} with a candidate that is not a "
+                             f"tuneloop.Prediction with a str output for the same example")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -158,6 +163,41 @@ def expect_selection(found: Any, name: str, chosen: Any,
         if candidate.output_id in seen:
             raise refuse(f"returned output {candidate.output_id} twice")
         seen.add(candidate.output_id)
+
+
+# --------------------------------------------------------------------------------------------------
+# Metrics computed during training (the cycle checks its own calls in tuneloop.cycle)
+# --------------------------------------------------------------------------------------------------
+
+
+def metric_figures(metric: Any, predictions: list[Prediction],
+                   references: list[Example]) -> dict[str, float]:
+    """Call ``metric.compute`` for a trainer (validation during training) and check what comes
+    back: a dict of numbers, returned as floats.
+
+    Trainers call this instead of ``compute`` directly, so a metric that raises or returns a
+    string is reported as the metric's plugin's fault, not as the trainer's AttributeError deep
+    inside transformers' evaluation loop.
+    """
+    owner = component_owner(metric)
+    where = f'metric "{getattr(metric, "name", type(metric).__name__)}" compute'
+    try:
+        values = metric.compute(predictions, references)
+    except TuneloopError:
+        raise
+    except Exception as error:
+        raise PluginError(owner, f"{where} (during training): {type(error).__name__}: "
+                                 f"{error}") from error
+    if not isinstance(values, dict):
+        raise PluginError(owner, f"{where} returned {_a(values)} during training, not a dict of "
+                                 f"numbers")
+    figures: dict[str, float] = {}
+    for name, value in values.items():
+        if not isinstance(name, str) or not _is_number(value):
+            raise PluginError(owner, f"{where} returned {name!r}: {_a(value)} during training, "
+                                     f"not a number")
+        figures[name] = float(value)
+    return figures
 
 
 # --------------------------------------------------------------------------------------------------

@@ -16,6 +16,10 @@ Review counts as a training side: a rated review item becomes training data in t
 punctuation, whitespace); *near* duplicates have a character-shingle Jaccard similarity at or above
 the threshold (MinHash candidates, each confirmed exactly).
 
+The near check reads the first ``near_duplicates.MAX_CHARS`` characters of each normalised input
+(what one input contributes is capped, so a 50 MB line costs no more than a long paragraph); the
+report counts the inputs cut (``inputs_cut``) and names the cap (``near_chars_per_input``).
+
 ``action``: ``refuse`` raises a DataError naming a leaking pair; ``drop`` removes the example on
 the less protected side (a test example is never dropped, so the test set stays frozen); ``report``
 keeps everything and counts.
@@ -118,6 +122,8 @@ def check_leakage(splits: dict[str, list[Example]], action: str,
 
     ``splits`` is changed in place when ``action`` is ``drop``.
     """
+    from tuneloop.near_duplicates import MAX_CHARS, is_cut
+
     leaks = find_leaks(splits, near_threshold)
     counts: dict[str, int] = {}
     for leak in leaks:
@@ -126,6 +132,10 @@ def check_leakage(splits: dict[str, list[Example]], action: str,
     report: dict[str, Any] = {"action": action, "near_threshold": near_threshold,
                               "leaks": len(leaks), "pairs": counts,
                               "examples": [leak.describe() for leak in leaks[:10]], "dropped": 0}
+    if near_threshold is not None:
+        report["near_chars_per_input"] = MAX_CHARS
+        report["inputs_cut"] = sum(1 for examples in splits.values() for example in examples
+                                   if len(example.input) > MAX_CHARS and is_cut(example.input))
     if not leaks:
         return report
     if action == "refuse":

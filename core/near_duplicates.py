@@ -12,6 +12,15 @@ candidates, and every candidate is then checked with the exact Jaccard similarit
 pair is never a hashing artefact. The band width is chosen so that a pair at the threshold becomes a
 candidate with probability above 99.5%; below the threshold candidates thin out quickly.
 
+What one input contributes is capped: the check reads the first ``MAX_CHARS`` (10,000)
+characters of each normalised input (normalising at most ``4 * MAX_CHARS`` characters of the raw
+text), so two long texts that differ only after that are near duplicates here. Without the cap, a
+50 MB single-line input would need ``len × num_perm`` hash values at once (47.7 GiB); with it,
+memory and time grow with the number and size of inputs up to the cap, never with the length of
+one line times the number of hash functions. Hash values are also computed in slices of
+``SLICE`` shingles, so a chunk of long inputs costs at most ``num_perm × SLICE`` values at a
+time. The leakage check counts the inputs cut (``inputs_cut`` in the data report).
+
 Hashes are a polynomial rolling hash (CRC-32 for the exact check) and seeded multiply-shift
 permutations, never Python's salted ``hash()``: the same data gives the same answer in every
 process.
@@ -29,6 +38,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 SHINGLE_SIZE = 5
 NUM_PERM = 128
+MAX_CHARS = 10_000  # normalised characters of one input that the check reads (see above)
+RAW_CHARS = 4 * MAX_CHARS  # raw characters normalised to get them
 _APOSTROPHES = re.compile(r"['\u2019\u02bc`]")
 _PUNCTUATION = re.compile(r"[^\w\s]+")
 _SPACES = re.compile(r"\s+")
@@ -43,10 +54,21 @@ def normalise(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+def near_text(text: str) -> str:
+    """What the near-duplicate check compares of ``text``: its normalised form, cut to the first
+    ``MAX_CHARS`` characters (normalising at most ``RAW_CHARS`` characters of the raw text)."""
+    return normalise(text[:RAW_CHARS])[:MAX_CHARS]
+
+
+def is_cut(text: str) -> bool:
+    """Whether :func:`near_text` leaves part of ``text`` out."""
+    return len(text) > RAW_CHARS or len(normalise(text)) > MAX_CHARS
+
+
 def shingles(text: str, size: int = SHINGLE_SIZE) -> frozenset[int]:
-    """CRC-32 hashes of the normalised text's character ``size``-grams (the whole text if
-    shorter): the sets whose exact Jaccard similarity confirms a candidate."""
-    normal = normalise(text)
+    """CRC-32 hashes of the character ``size``-grams of the text's :func:`near_text` (the whole
+    of it if shorter): the sets whose exact Jaccard similarity confirms a candidate."""
+    normal = near_text(text)
     if len(normal) < size:
         return frozenset((zlib.crc32(normal.encode("utf-8", "surrogatepass")),))
     data = normal.encode("utf-32-le", "surrogatepass")
@@ -129,6 +151,8 @@ class NearDuplicateIndex:
     """
 
     CHUNK = 256  # texts sketched at once: small enough that the hash arrays stay in cache
+    CHUNK_CHARS = 1_000_000  # ... or fewer, when they are long: their characters at once
+    SLICE = 1 << 14  # shingles hashed at once by every permutation (num_perm x SLICE values)
     SCREEN_MARGIN = 0.2
 
     def __init__(self, threshold: float, *, num_perm: int = NUM_PERM, seed: int = 0,
@@ -150,6 +174,7 @@ class NearDuplicateIndex:
         self._buckets: list[dict[int, Any]] = [{} for _ in range(self.bands)]
         self._signatures: list[Any] = []
         self._texts: list[str] = []
+        self.cut = 0  # texts sketched (added or matched) longer than near_text() reads
 
     def __len__(self) -> int:
         return len(self._texts)
@@ -160,23 +185,38 @@ class NearDuplicateIndex:
         """MinHash signatures ``[n, num_perm]`` (uint32) and band keys (``n`` lists of ints)."""
         import numpy as np
 
-        flat, lengths = shingle_hashes([normalise(text) for text in texts], self.shingle_size)
-        # multiply-shift hashing (a odd): the high 32 bits of a*x + b, wrapping in 64 bits,
-        # are a universal family and cost no division
-        hashed = (self._a * flat[None, :] + self._b) >> np.uint64(32)
-        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-        signatures = np.minimum.reduceat(hashed, starts, axis=1).T.astype(np.uint32)
+        normals = [normalise(text[:RAW_CHARS]) for text in texts]
+        self.cut += sum(len(text) > RAW_CHARS or len(normal) > MAX_CHARS
+                        for text, normal in zip(texts, normals))
+        normals = [normal[:MAX_CHARS] for normal in normals]  # near_text() of each
+        flat, lengths = shingle_hashes(normals, self.shingle_size)
+        # each text's minimum over its shingles, of every permutation; SLICE shingles at a time
+        # (a slice may hold the end of one text and the start of the next: owners say whose)
+        owners = np.repeat(np.arange(len(texts)), lengths)
+        minima = np.full((len(self._a), len(texts)), np.iinfo(np.uint64).max, dtype=np.uint64)
+        for low in range(0, len(flat), self.SLICE):
+            part, owner = flat[low:low + self.SLICE], owners[low:low + self.SLICE]
+            # multiply-shift hashing (a odd): the high 32 bits of a*x + b, wrapping in 64
+            # bits, are a universal family and cost no division
+            hashed = (self._a * part[None, :] + self._b) >> np.uint64(32)
+            starts = np.concatenate(([0], np.flatnonzero(np.diff(owner)) + 1))
+            texts_here = owner[starts]  # distinct: owners ascend
+            minima[:, texts_here] = np.minimum(minima[:, texts_here],
+                                               np.minimum.reduceat(hashed, starts, axis=1))
+        signatures = minima.T.astype(np.uint32)
         bands = signatures.reshape(len(texts), self.bands, self.rows).astype(np.uint64)
         keys = (bands * self._fold).sum(axis=2, dtype=np.uint64)
         return signatures, keys.tolist()
 
     def _chunks(self, texts: Iterable[str]) -> Iterator[tuple[list[str], Any, list[list[int]]]]:
         batch: list[str] = []
+        characters = 0
         for text in texts:
             batch.append(text)
-            if len(batch) >= self.CHUNK:
+            characters += min(len(text), RAW_CHARS)
+            if len(batch) >= self.CHUNK or characters >= self.CHUNK_CHARS:
                 yield (batch, *self._sketch(batch))
-                batch = []
+                batch, characters = [], 0
         if batch:
             yield (batch, *self._sketch(batch))
 

@@ -1,4 +1,4 @@
-"""Two cycles' outputs for the same input: for samplers (disagreement) and pairwise review.
+"""Two answers to the same input, side by side: for samplers (disagreement) and pairwise review.
 
 A model that changed its answer between two cycles is telling you where it is unsure, and an
 expert asked "which of these two answers is better?" answers faster and more consistently than
@@ -8,6 +8,12 @@ current cycle answered; this module finds them and queues the pairs.
 Outputs are matched on their input text (not the example id, which also hashes the target and
 changes when a label is corrected). Pairs whose two outputs are identical are never queued: there
 is nothing to choose between them.
+
+The two answers can also come from one model: a causal-LM trainer with ``num_return_sequences``
+of 2 or more gives several candidates per review prompt (``outputs.candidate``), and
+``queue_candidate_pairs`` queues pairs of them, so the experts' preferences become DPO pairs for
+the next cycle without waiting for a second model. Only candidate 0 (the output) is matched
+across cycles.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from tuneloop.store import Store
 
 PAIR_SAMPLER = "pairwise"
+CANDIDATE_SAMPLER = "candidates"
 
 
 def previous_outputs(store: "Store", cycle_id: int, previous_cycle_id: int
@@ -32,8 +39,8 @@ def previous_outputs(store: "Store", cycle_id: int, previous_cycle_id: int
         """
         SELECT new.id AS output_id, old.id, old.output, old.confidence, old.scores
         FROM outputs new
-        JOIN outputs old ON old.input = new.input AND old.cycle_id = ?
-        WHERE new.cycle_id = ?
+        JOIN outputs old ON old.input = new.input AND old.cycle_id = ? AND old.candidate = 0
+        WHERE new.cycle_id = ? AND new.candidate = 0
         ORDER BY old.id
         """, [previous_cycle_id, cycle_id])
     return {row["output_id"]: row for row in rows}
@@ -79,5 +86,36 @@ def queue_pairs(store: "Store", cycle_id: int, previous_cycle_id: int | None,
     step = singles_queued / (len(pairs) + 1)
     store.enqueue(cycle_id, [pair[0] for pair in pairs], PAIR_SAMPLER, review.ratings_per_item,
                   pair_output_ids=[pair[1] for pair in pairs],
+                  priorities=[round((number + 1) * step) for number in range(len(pairs))])
+    return len(pairs)
+
+
+def queue_candidate_pairs(store: "Store", cycle_id: int, output_ids: list[int],
+                          review: "ReviewConfig", singles_queued: int) -> int:
+    """Queue pairs of one model's candidate answers to the same prompt, for the prompts of
+    ``output_ids`` (the sampler's choice, in its order): every two candidates whose texts differ
+    (each two texts once), up to ``review.pair_size`` pairs, taken a pair per prompt in turn so
+    that as many prompts as possible get one; spread among the single items like
+    ``queue_pairs``'. Returns how many were queued."""
+    if review.pair_size <= 0 or not output_ids:
+        return 0
+    per_prompt: list[list[tuple[int, int]]] = []
+    for answers in store.candidate_outputs(output_ids).values():
+        seen: set[frozenset[str]] = set()
+        prompt_pairs = []
+        for first, answer in enumerate(answers):
+            for other in answers[first + 1:]:
+                texts = frozenset((answer["output"], other["output"]))
+                if len(texts) == 2 and texts not in seen:
+                    seen.add(texts)
+                    prompt_pairs.append((answer["id"], other["id"]))
+        per_prompt.append(prompt_pairs)
+    pairs = [prompt_pairs[turn] for turn in range(max(map(len, per_prompt), default=0))
+             for prompt_pairs in per_prompt if turn < len(prompt_pairs)][:review.pair_size]
+    if not pairs:
+        return 0
+    step = singles_queued / (len(pairs) + 1)
+    store.enqueue(cycle_id, [pair[0] for pair in pairs], CANDIDATE_SAMPLER,
+                  review.ratings_per_item, pair_output_ids=[pair[1] for pair in pairs],
                   priorities=[round((number + 1) * step) for number in range(len(pairs))])
     return len(pairs)

@@ -1,13 +1,14 @@
-"""Deterministic, stratified, frozen splits.
+"""Deterministic, frozen splits: stratified where labels repeat, by prompt hash where they do not.
 
 The split is the one thing that must never go wrong silently: a test input that reaches training
 makes every reported figure a lie, and nothing downstream can detect it. So the rules are few and
 each has a reason.
 
 1. **The unit is the split key, not the example.** ``Example.split_key`` is the group when there is
-   one, else the normalised input. Every example sharing a key lands on the same side: exact and
-   near duplicates (case, whitespace), relabelled copies of an input (a corrected label must not
-   carry a test input into training), and all chunks of one document (a group).
+   one, else the normalised input (the prompt, for a causal LM). Every example sharing a key lands
+   on the same side: exact and near duplicates (case, whitespace), relabelled copies of an input
+   (a corrected label must not carry a test input into training), several answers to one prompt,
+   and all chunks of one document (a group).
 2. **Known keys never move.** ``known`` holds the assignments earlier cycles persisted. A key in it
    keeps its split forever, whatever the seed, the fractions or the rest of the data do, so the
    test set stays frozen as data grows and feedback arrives, and cycles stay comparable.
@@ -27,16 +28,29 @@ each has a reason.
 
    A new key pinned to several splits takes the most protective one: test, then validation,
    review, train.
-4. **New keys are stratified by label.** A key's label is its examples' most common target
-   (ties: the smallest); unlabeled keys form their own stratum. Within a stratum the new keys are
-   taken in the order of ``sha256(seed, key)``, a fixed pseudo-random order that does not depend on
-   the order of the input, and each goes to the split whose count of keys for that label (known,
-   pinned and already assigned) is furthest below its fraction of the label's total, ties broken
-   in the order train, validation, test, review. On the first cycle every label is split as
-   exactly as whole keys allow (each split within one key of its share); on later cycles new keys
-   fill whichever split has fallen behind, so the proportions hold as data grows.
+4. **The fractions share out the unpinned keys.** A key with a pin in this data (known or new) is
+   not counted in any split's total: a curated test file pinned to ``test`` must not use up the
+   test share and push every other key into train, leaving validation empty. Known keys without
+   a pin count, so on later cycles new keys fill whichever split has fallen behind.
+5. **Stratified where a label has few values.** ``stratify=True`` (classification) splits each
+   label's keys by the fractions; a key's label is its examples' most common target (ties: the
+   smallest), and unlabeled keys form their own stratum. ``stratify=False`` puts every key in one
+   stratum: a causal LM's completions are nearly all distinct, and a stratum of one key always
+   goes to train (train is furthest below its share), so stratifying by them would leave
+   validation and test empty. ``stratify=None`` decides from the data: by label when the labels
+   repeat enough for every split to get its share of each (on average at least ``1 / f`` keys per
+   label, ``f`` the smallest fraction above 0), else as one stratum.
+6. **Greedy by deficit, in seeded-hash order.** New keys are taken in the order of
+   ``sha256(seed, key)``, a fixed pseudo-random order that does not depend on the order of the
+   input (so near-identical prompts, which share a key, stay together and everything else is
+   spread evenly). Each goes to the split whose count of keys in its stratum is furthest below its
+   fraction of the stratum's total; a tie goes to the split furthest below its share over all
+   strata, then in the order train, validation, test, review. On the first cycle every stratum is
+   split as exactly as whole keys allow (each split within one key of its share), and the
+   tie-break spreads the odd keys of small strata over validation and test instead of always
+   giving them to validation.
 
-5. **By column** (``data.split.by: column``): the data names each example's split (a column
+7. **By column** (``data.split.by: column``): the data names each example's split (a column
    mapped as ``fields.split``, or a source's ``split``), as in datasets that ship their official
    train/validation/test. Every example must then be pinned; rules 1-3 still hold, so an input
    that the data puts in both train and test goes to test (the conflict is reported), and known
@@ -50,6 +64,9 @@ The comparison is done in integers (fractions are read as the decimals they were
 
 Same examples, seed and known assignments give the same result in any input order: examples are
 grouped by key, keys are ordered by their hash, and each split's examples come out in that order.
+
+This module only assigns; whether every configured split got examples is checked by the cycle
+(``tuneloop.data_problems``), which stops before anything is written when one is empty.
 """
 
 from __future__ import annotations
@@ -129,21 +146,28 @@ def _order(example: Example) -> tuple[Any, ...]:
 
 def assign_splits(examples: Iterable[Example], fractions: Mapping[str, float], seed: int,
                   known: Mapping[str, str], *, on_conflict: Conflict | None = None,
-                  by_column: bool = False, copy: bool = True,
+                  by_column: bool = False, copy: bool = True, stratify: bool | None = True,
+                  stats: dict[str, Any] | None = None,
                   ) -> tuple[dict[str, list[Example]], dict[str, str]]:
     """Split ``examples``; return them by split and the new assignments to persist.
 
     :param examples: the cleaned examples; an example's ``split`` (set by its source) pins it.
     :param fractions: target share per split name (``train``, ``validation``, ``test``,
-        ``review``); missing splits get 0. Only the ratios matter.
+        ``review``) of the unpinned keys; missing splits get 0. Only the ratios matter.
     :param seed: the project's split seed; it orders new keys, so it decides which keys go where.
     :param known: ``split_key -> split`` persisted by earlier cycles; these keys never move.
     :param on_conflict: called as ``(example, pinned, assigned)`` when a pin is overridden so that
         no input sits on both sides of an evaluation split; by default a warning is logged.
-    :param by_column: every example must come pinned (its split named in the data, rule 5); one
+    :param by_column: every example must come pinned (its split named in the data, rule 7); one
         that is not is a DataError naming its file and line.
     :param copy: return copies (the default) or set ``split`` on the given examples themselves,
         when the caller owns them and a million copies would cost memory.
+    :param stratify: ``True`` by label, ``False`` one stratum (split by the seeded hash of the
+        key alone), ``None`` by label only where labels repeat enough (rule 5).
+    :param stats: if given, filled with what the split was made of (for the cycle report and
+        the empty-split message): ``stratified`` (bool), ``keys``, ``pinned_keys`` (keys with a
+        pin, not shared out by the fractions), ``known_keys`` (unpinned keys an earlier cycle
+        placed) and ``new_keys`` (unpinned keys placed now).
     :returns: ``(splits, new)``: every split name mapped to its examples (copies with ``split``
         set, unless ``copy`` is false), and ``split_key -> split`` for every key not in
         ``known``, pinned ones included.
@@ -171,36 +195,54 @@ def assign_splits(examples: Iterable[Example], fractions: Mapping[str, float], s
                                          "needs one (map fields.split, or set the source's split)")
         by_key[example.split_key].append(example)
 
-    # 2. Each key's split: known, else pinned, else pending stratified assignment.
+    # 2. Each key's split: known, else pinned, else pending. Keys with a pin are left out of the
+    #    shares (rule 4); known keys without one count towards them.
     home: dict[str, str] = {}
     new: dict[str, str] = {}
-    pending: dict[str | None, list[str]] = defaultdict(list)
-    counts: dict[str | None, Counter[str]] = defaultdict(Counter)
-    totals: Counter[str | None] = Counter()
+    pending: list[str] = []
+    counted: dict[str, str] = {}  # known, unpinned key -> its split
+    pinned_keys = 0
     hashes = {key: key_hash(seed, key) for key in by_key}
     for key, group in by_key.items():
-        stratum = _stratum(group)
-        totals[stratum] += 1
         pins = {example.split for example in group if example.split is not None}
+        if pins:
+            pinned_keys += 1
         if key in known:
             home[key] = known[key]
+            if not pins:
+                counted[key] = known[key]
         elif pins:
             home[key] = new[key] = next(split for split in PIN_PRECEDENCE if split in pins)
         else:
-            pending[stratum].append(key)
-            continue
-        counts[stratum][home[key]] += 1
+            pending.append(key)
 
-    # 3. New keys, per label, in seeded-hash order, to the split furthest below its share.
+    # 3. Strata (rule 5), then new keys in seeded-hash order, each to the split furthest below
+    #    its share of the key's stratum; ties to the split furthest below its share overall.
     # deficit(split) * total_weight = weight(split) * total - count(split) * total_weight
     open_splits = [split for split in SPLITS if weights[split] > 0]
-    for stratum, keys in pending.items():
-        total, count = totals[stratum], counts[stratum]
-        for key in sorted(keys, key=lambda k: (hashes[k], k)):
-            split = max(open_splits, key=lambda s: (
-                weights[s] * total - count[s] * total_weight, -SPLITS.index(s)))
-            home[key] = new[key] = split
-            count[split] += 1
+    free = [*counted, *pending]
+    labels = {key: _stratum(by_key[key]) for key in free}
+    if stratify is None:
+        smallest = min(weights[split] for split in open_splits)
+        stratify = len(free) * smallest >= len(set(labels.values())) * total_weight
+    stratum_of = labels if stratify else dict.fromkeys(free)
+    totals: Counter[str | None] = Counter(stratum_of.values())
+    counts: dict[str | None, Counter[str]] = defaultdict(Counter)
+    for key, split in counted.items():
+        counts[stratum_of[key]][split] += 1
+    overall: Counter[str] = Counter(counted.values())
+    everything = len(free)
+    for key in sorted(pending, key=lambda k: (hashes[k], k)):
+        total, count = totals[stratum_of[key]], counts[stratum_of[key]]
+        split = max(open_splits, key=lambda s: (
+            weights[s] * total - count[s] * total_weight,
+            weights[s] * everything - overall[s] * total_weight, -SPLITS.index(s)))
+        home[key] = new[key] = split
+        count[split] += 1
+        overall[split] += 1
+    if stats is not None:
+        stats.update(stratified=bool(stratify), keys=len(by_key), pinned_keys=pinned_keys,
+                     known_keys=len(counted), new_keys=len(pending))
 
     # 4. Place every example with its key; a disagreeing pin is kept only where it is safe.
     splits: dict[str, list[Example]] = {split: [] for split in SPLITS}

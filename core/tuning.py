@@ -81,7 +81,7 @@ def tune(config: ProjectConfig, *, trials: int, strategy: str, seed: int = 0,
     """Run a search of ``trials`` trials over ``config.training.search_space``; store each trial."""
     import optuna
 
-    from tuneloop import registries
+    from tuneloop import data_problems, registries
     from tuneloop.cycle import choose_start_model, guard, prepare_data
 
     space = config.training.search_space
@@ -99,6 +99,7 @@ def tune(config: ProjectConfig, *, trials: int, strategy: str, seed: int = 0,
     try:
         echo("Preparing data")
         prepared = prepare_data(config, found, store)
+        data_problems.stop_on_errors(prepared.report)  # as a cycle would stop
         # the search sees training and validation only: the test split stays unseen
         splits = {name: prepared.splits.get(name) or [] for name in ("train", "validation")}
         if not splits["validation"]:

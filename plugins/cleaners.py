@@ -19,9 +19,9 @@
                             (``on_error: skip`` drops it instead)
 ==========================  ======================================================================
 
-Cleaners are generators: they see one example at a time and keep only what they need to decide
-(``drop_duplicates`` keeps a digest per distinct example), so a large source streams through; the
-two that must see everything first (``label_conflicts``) say so. Every removal is reported through
+Cleaners are generators: they see one example at a time and keep only what they need to decide,
+so a large source streams through; those that must see everything first (``label_conflicts``, and
+``drop_duplicates``, which keeps the copy pinned to the most protected split) say so. Every removal is reported through
 ``removed(example, reason)`` and every fix is counted in ``changes()``, because data that silently
 disappears or changes between the file and the model is a debugging trap. Reasons are short fixed
 phrases: the cycle report counts examples per reason, and the example itself (with its source and
@@ -429,25 +429,46 @@ def token_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
 
 
 class DropDuplicates(Cleaner):
-    """Drops exact duplicates of (normalised input, target), keeping the first.
+    """Drops exact duplicates of (normalised input, target), keeping the most protected copy.
 
-    The input is compared case- and whitespace-insensitively (as the split key is), the target
-    exactly. The same input with a *different* target is not a duplicate: it is a conflicting
-    label, kept so the split keeps both copies together and a reviewer (or ``label_conflicts``) can
+    The input is compared case- and whitespace-insensitively (as the split key is: a trailing
+    newline or a double space is no difference), the target exactly but for whitespace at its
+    ends. The same input with a *different* target is not a duplicate: it is a conflicting label,
+    kept so the split keeps both copies together and a reviewer (or ``label_conflicts``) can
     settle it. A duplicate would otherwise count twice in training and, worse, in the metrics.
+
+    Which copy stays: the one a source pinned to the most protected split (test, then
+    validation, review, train; an unpinned copy last), else the first. Sources are read in
+    order, so keeping the first would let a training file read before the official test file
+    delete a test row in favour of its training copy: the test set must never lose a row to a
+    training duplicate. So the cleaner holds the examples it keeps until the input ends (a
+    digest and a reference each; the cycle holds them all after cleaning anyway) and yields them
+    in their order.
     """
 
     name = "drop_duplicates"
 
     def clean(self, examples: Iterable[Example], removed: Removal) -> Iterator[Example]:
-        seen: set[bytes] = set()  # digests of (normalised input, target): 20 bytes per example
+        from tuneloop.splitting import PIN_PRECEDENCE
+
+        rank = {split: len(PIN_PRECEDENCE) - number
+                for number, split in enumerate(PIN_PRECEDENCE)}  # test highest; unpinned 0
+        kept: list[Example] = []
+        slots: dict[bytes, int] = {}  # digest of (normalised input, target) -> its slot in kept
         for example in examples:
-            digest = _digest(normalise(example.input), example.target)
-            if digest in seen:
+            target = example.target.strip() if example.target is not None else None
+            digest = _digest(normalise(example.input), target)
+            slot = slots.get(digest)
+            if slot is None:
+                slots[digest] = len(kept)
+                kept.append(example)
+            elif rank.get(example.split or "", 0) > rank.get(kept[slot].split or "", 0):
+                removed(kept[slot], "duplicate")
+                kept[slot] = example
+            else:
                 removed(example, "duplicate")
-                continue
-            seen.add(digest)
-            yield example
+        del slots
+        yield from kept
 
 
 def _digest(text: str, target: str | None) -> bytes:

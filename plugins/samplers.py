@@ -5,7 +5,10 @@ Expert time is the scarcest resource in the loop, and each sampler spends it on 
 - ``least_confident``, ``margin`` and ``entropy`` (uncertainty sampling) show the outputs the model
   is least sure of, where a rating most likely becomes a correction. Least confident looks at the
   top probability only, margin at the gap between the top two labels (the model hesitating
-  between two intents), entropy at the whole distribution (the model lost among many).
+  between two intents), entropy at the whole distribution (the model lost among many). Their
+  batch is spread over the most uncertain part of the pool (k-means on the model's embeddings, or
+  predicted labels), and explores representative picks while the model is still weak
+  (``UncertaintyOptions``, ``tuneloop.plugins.sampler_diversity``).
 - ``disagreement`` shows inputs on which this cycle and the previous one answer differently: one
   of the two is wrong, and an expert's judgement says which training changed for the worse.
 - ``stratified`` takes its picks evenly across predicted labels, so a rare intent is reviewed as
@@ -60,57 +63,119 @@ def _probabilities(candidate: ReviewCandidate) -> list[float] | None:
     return sorted((value for value in values if value is not None), reverse=True)
 
 
-class LeastConfident(ReviewSampler):
-    """The ``k`` outputs with the lowest confidence; outputs without a confidence come last
-    (nothing says they are hard); ties by output id, so the order is stable."""
+class UncertaintyOptions(Options):
+    """How an uncertainty sampler spends a batch (``tuneloop.plugins.sampler_diversity``).
 
-    name = "least_confident"
+    ``diversity``: ``auto`` spreads the batch with k-means on the outputs' embeddings (the
+    classification trainer attaches the encoder's), or over predicted labels when there are none;
+    ``labels`` always over predicted labels; ``none`` takes the ``k`` most uncertain as they come.
+    ``pool``: the batch is spread over the ``k * pool`` most uncertain outputs. ``cold_start``:
+    when the mean confidence over the candidates is below it, the model's doubts are not yet
+    worth much, and ``explore`` of the batch is representative picks of the whole pool (0 turns
+    the rule off). The probabilities are the trainer's, calibrated on validation (temperature
+    scaling) by the classification trainer.
+    """
+
+    diversity: Literal["auto", "labels", "none"] = "auto"
+    pool: float = Field(5.0, ge=1, description="spread the batch over the k * pool most uncertain")
+    cold_start: float = Field(0.5, ge=0, le=1,
+                              description="mean confidence below which part of the batch explores")
+    explore: float = Field(0.5, ge=0, le=1,
+                           description="share of a cold-start batch that is representative picks")
+
+
+class UncertaintySampler(ReviewSampler):
+    """Most uncertain first (``urgency``), spread over the pool, exploring at a cold start.
+
+    The queue order is most uncertain first; what changes with the options is which outputs
+    make the batch (see ``UncertaintyOptions``).
+    """
+
+    Options = UncertaintyOptions
+    options: UncertaintyOptions
+
+    def urgency(self, candidate: ReviewCandidate) -> float | None:
+        raise NotImplementedError
 
     def select(self, candidates: list[ReviewCandidate], k: int,
                rng: random.Random) -> list[ReviewCandidate]:
-        return _ranked(candidates, k, lambda c: None if _number(c.confidence) is None
-                       else -float(c.confidence))  # type: ignore[arg-type]
+        from tuneloop.plugins import sampler_diversity
+
+        k = min(k, len(candidates))
+        if k <= 0:
+            return []
+        ranked = _ranked(candidates, len(candidates), self.urgency)
+        options = self.options
+        if options.diversity == "none" and options.cold_start == 0:
+            return ranked[:k]
+        chosen: list[ReviewCandidate] = []
+        confidences = [value for value in (_number(c.confidence) for c in candidates)
+                       if value is not None]
+        if confidences and sum(confidences) / len(confidences) < options.cold_start:
+            chosen = sampler_diversity.representative(candidates, round(k * options.explore), rng)
+        taken = {candidate.output_id for candidate in chosen}
+        left = k - len(chosen)
+        rest = [candidate for candidate in ranked if candidate.output_id not in taken]
+        pool = rest[:max(left, math.ceil(left * options.pool))]
+        if options.diversity == "none":
+            chosen += pool[:left]
+        else:
+            chosen += sampler_diversity.spread(pool, left, rng,
+                                               use_embeddings=options.diversity == "auto")
+        position = {candidate.output_id: index for index, candidate in enumerate(ranked)}
+        return sorted(chosen, key=lambda candidate: position[candidate.output_id])
 
 
-class Margin(ReviewSampler):
+class LeastConfident(UncertaintySampler):
+    """The outputs with the lowest confidence first; outputs without a confidence come last
+    (nothing says they are hard); ties by output id, so the order is stable. The batch is spread
+    over the pool and explores at a cold start (``UncertaintyOptions``)."""
+
+    name = "least_confident"
+
+    def urgency(self, candidate: ReviewCandidate) -> float | None:
+        return None if _number(candidate.confidence) is None else -float(candidate.confidence)
+
+
+def plain_least_confident() -> LeastConfident:
+    """Least confident first and nothing else (no spreading, no exploring): the order other
+    samplers use within their own groups."""
+    return LeastConfident(UncertaintyOptions(diversity="none", cold_start=0))
+
+
+class Margin(UncertaintySampler):
     """Smallest gap between the two most likely labels first (the model torn between two).
 
-    Outputs without label probabilities come last.
+    Outputs without label probabilities come last. The batch is spread over the pool and
+    explores at a cold start (``UncertaintyOptions``).
     """
 
     name = "margin"
     tasks = ("classification",)
 
-    def select(self, candidates: list[ReviewCandidate], k: int,
-               rng: random.Random) -> list[ReviewCandidate]:
-        def urgency(candidate: ReviewCandidate) -> float | None:
-            top = _probabilities(candidate)
-            if top is None:
-                return None
-            return -(top[0] - (top[1] if len(top) > 1 else 0.0))
-
-        return _ranked(candidates, k, urgency)
+    def urgency(self, candidate: ReviewCandidate) -> float | None:
+        top = _probabilities(candidate)
+        if top is None:
+            return None
+        return -(top[0] - (top[1] if len(top) > 1 else 0.0))
 
 
-class Entropy(ReviewSampler):
+class Entropy(UncertaintySampler):
     """Highest entropy of the label distribution first (the model unsure across many labels).
 
-    Outputs without label probabilities come last.
+    Outputs without label probabilities come last. The batch is spread over the pool and
+    explores at a cold start (``UncertaintyOptions``).
     """
 
     name = "entropy"
     tasks = ("classification",)
 
-    def select(self, candidates: list[ReviewCandidate], k: int,
-               rng: random.Random) -> list[ReviewCandidate]:
-        def urgency(candidate: ReviewCandidate) -> float | None:
-            probabilities = _probabilities(candidate)
-            if probabilities is None:
-                return None
-            total = sum(probabilities) or 1.0
-            return -sum(p / total * math.log(p / total) for p in probabilities if p > 0)
-
-        return _ranked(candidates, k, urgency)
+    def urgency(self, candidate: ReviewCandidate) -> float | None:
+        probabilities = _probabilities(candidate)
+        if probabilities is None:
+            return None
+        total = sum(probabilities) or 1.0
+        return -sum(p / total * math.log(p / total) for p in probabilities if p > 0)
 
 
 class Disagreement(ReviewSampler):
@@ -130,7 +195,7 @@ class Disagreement(ReviewSampler):
         chosen = _ranked(with_previous, k, self.difference)
         if len(chosen) < k:
             rest = [c for c in candidates if c.previous_output is None]
-            chosen += LeastConfident().select(rest, k - len(chosen), rng)
+            chosen += plain_least_confident().select(rest, k - len(chosen), rng)
         return chosen
 
     @staticmethod
@@ -172,8 +237,8 @@ class Stratified(ReviewSampler):
         by_label: dict[str, list[ReviewCandidate]] = defaultdict(list)
         for candidate in sorted(candidates, key=lambda c: c.output_id):
             by_label[candidate.output].append(candidate)
-        inner: ReviewSampler = (LeastConfident() if self.options.within == "least_confident"
-                                else RandomSample())
+        inner: ReviewSampler = (plain_least_confident()
+                                if self.options.within == "least_confident" else RandomSample())
         ordered = {label: inner.select(members, len(members), rng)
                    for label, members in sorted(by_label.items())}
         if self.options.allocation == "equal":

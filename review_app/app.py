@@ -3,7 +3,9 @@
 Start it with ``tuneloop review`` or ``streamlit run app.py -- --db PATH`` (or set
 ``TUNELOOP_DB``). ``--idle-hours`` (or ``TUNELOOP_IDLE_HOURS``) sets the idle session timeout.
 
-Who is logged in lives only in ``st.session_state`` (server-side, per browser connection). A
+Who is logged in lives in ``st.session_state`` (server-side, per browser connection) and in a
+``review_sessions`` row that an HttpOnly cookie finds again after a reload or in a new tab (see
+``serve.py``: ``tuneloop review`` serves this script through it). A
 logged-out visitor sees the login form and nothing else; a logged-in one gets the pages of their
 role (experts: Rate; admins: also Dashboard, History and Reviewers). The navigation only decides
 what is offered: every page checks the role again itself, and re-reads the account on every run,
@@ -49,7 +51,7 @@ def main() -> None:
         st.stop()
     migrate_once(str(db_path.resolve()))
     with Store(db_path, migrate=False) as store:
-        session = st.session_state.get("session")
+        session = st.session_state.get("session") or login.resume(store, idle_timeout)
         if session is None and login.sign_on(store, idle_timeout):
             return  # unreachable: a new session reruns the app
         if session is None:
@@ -63,6 +65,7 @@ def main() -> None:
     with st.sidebar:
         st.text(f"Logged in as {reviewer['name']} ({reviewer['role']})")
         login.logout_button()
+        login.send_cookie_grant()
     offered = EXPERT_PAGES + (ADMIN_PAGES if reviewer["role"] == "admin" else ())
     pages = [st.Page(HERE / file, title=title, url_path=url, default=url == "rate")
              for file, title, url in offered]

@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 import streamlit as st
 
+from tuneloop import auth
 from tuneloop.auth import DEFAULT_IDLE_TIMEOUT, current_reviewer
 from tuneloop.errors import AuthError
 from tuneloop.store import Store
@@ -79,9 +80,15 @@ def log_out(notice: str | None = None) -> None:
     identity straight back in.
     """
     session = st.session_state.get("session")
+    if session is not None:  # ends it in every tab holding it, and frees its claimed items
+        path, _ = settings()
+        if path is not None and path.is_file():
+            with Store(path, migrate=False) as store:
+                auth.logout(store, session, reason=notice or "logged out")
     st.session_state.clear()
     if notice:
         st.session_state["notice"] = notice
+    st.session_state["clear-cookie"] = True
     if session is not None and getattr(session, "single_sign_on", False):
         st.logout()
     st.rerun()

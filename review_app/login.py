@@ -20,6 +20,8 @@ def render(store: Store, idle_timeout: timedelta) -> None:
     notice = st.session_state.pop("notice", None)
     if notice:
         st.info(notice)
+    if st.session_state.pop("clear-cookie", False):
+        _post("/_tuneloop/logout", "")
     with st.form("login"):
         name = st.text_input("Name", max_chars=64, autocomplete="username", key="login-name")
         password = st.text_input("Password", type="password", autocomplete="current-password",
@@ -41,15 +43,54 @@ def render(store: Store, idle_timeout: timedelta) -> None:
     except AuthError as error:
         st.error(str(error))  # one fixed message: it never echoes what was typed
         return
-    start(session)
+    start(session, store)
 
 
-def start(session: auth.Session) -> None:
+def start(session: auth.Session, store: Store | None = None) -> None:
     """Begin a fresh browser session for this reviewer: nothing from before the login (another
-    user's queue position, a notice) survives."""
+    user's queue position, a notice) survives. With ``store``, a new login also gets a one-time
+    grant that the page trades for the session cookie (``send_cookie_grant``)."""
+    grant = auth.issue_grant(store, session) if store is not None \
+        and session.session_id is not None else None
     st.session_state.clear()
     st.session_state["session"] = session
+    if grant is not None:
+        st.session_state["cookie-grant"] = grant
     st.rerun()
+
+
+def resume(store: Store, idle_timeout: timedelta) -> auth.Session | None:
+    """Pick up the session the browser's cookie names (a reload, a new tab), in this run (no
+    rerun, so the page in the address bar is the one shown). An ended or expired session's
+    cookie is simply not honoured."""
+    try:
+        token = st.context.cookies.get(auth.COOKIE_NAME)
+    except Exception:  # no browser request behind this run (AppTest)
+        return None
+    session = auth.resume_session(store, token, idle_timeout=idle_timeout)
+    if session is not None:
+        st.session_state["session"] = session
+    return session
+
+
+def send_cookie_grant() -> None:
+    """Once after a login: have the browser trade the one-time grant for the HttpOnly session
+    cookie (``POST /_tuneloop/session``, see ``serve.py``). The script holds no secret the page
+    could not already use: the grant is single-use, expires in a minute, and only yields a
+    cookie page script cannot read."""
+    grant = st.session_state.pop("cookie-grant", None)
+    if grant:
+        _post("/_tuneloop/session", grant)
+
+
+def _post(path: str, body: str) -> None:
+    """POST ``body`` to one of ``serve.py``'s routes from the page (our own fixed script; the
+    body is URL-safe base64 or empty, JSON-quoted)."""
+    import json
+
+    st.html(f"<script>fetch({json.dumps(path)}, {{method: 'POST', credentials: 'same-origin', "
+            f"headers: {{'X-Tuneloop': '1'}}, body: {json.dumps(body)}}});</script>",
+            unsafe_allow_javascript=True, width="content")
 
 
 def sso_providers() -> list[str] | None:
@@ -82,7 +123,7 @@ def sign_on(store: Store, idle_timeout: timedelta) -> bool:
         if st.button("Log out of single sign-on", key="sso-logout"):
             st.logout()
         st.stop()
-    start(session)
+    start(session, store)
     return True
 
 

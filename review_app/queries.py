@@ -18,17 +18,34 @@ A refusal raises ``Forbidden``; the tests call these functions directly, across 
 from __future__ import annotations
 
 import json
+import os
 import zlib
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from tuneloop.errors import AuthError
-from tuneloop.store import CURRENT_RATINGS, Store
+from tuneloop.store import CURRENT_RATINGS, SlotTaken, Store
 
 VERDICTS = ("approve", "reject", "skip", "unclear")
 
 
 class Forbidden(AuthError):
     """The logged-in reviewer may not read or write this."""
+
+
+class Full(Forbidden):
+    """The item already has every rating it asked for: the rating was not saved."""
+
+
+def lease_time() -> timedelta:
+    """How long an item shown to an expert stays theirs without a renewal (the open page renews
+    it every ``lease_time() / 5``). ``TUNELOOP_LEASE_SECONDS`` overrides the 5 minutes."""
+    seconds = float(os.environ.get("TUNELOOP_LEASE_SECONDS") or 300)
+    return timedelta(seconds=max(seconds, 5.0))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def is_admin(viewer: dict[str, Any]) -> bool:
@@ -58,9 +75,24 @@ def is_blind(config: dict[str, Any]) -> bool:
 
 def next_item(store: Store, viewer: dict[str, Any], skip_queue_ids: list[int] = ()
               ) -> dict[str, Any] | None:
-    """The next queued item for this reviewer (see ``Store.next_queue_item``), ready to show."""
-    row = store.next_queue_item(viewer["id"], skip_queue_ids=skip_queue_ids)
+    """The next queued item for this reviewer, claimed for them (``Store.claim_next_item``: an
+    item is offered only while it has a slot no other expert rated or holds), ready to show."""
+    now = _now()
+    row = store.claim_next_item(viewer["id"], now=now, until=now + lease_time(),
+                                skip_queue_ids=skip_queue_ids)
     return None if row is None else item(store, viewer, row["queue_id"])
+
+
+def keep(store: Store, viewer: dict[str, Any], queue_id: int) -> bool:
+    """Renew the viewer's claim on the item on screen; ``False`` once it has no room for them
+    (their claim ran out and other experts filled it)."""
+    now = _now()
+    return store.renew_lease(queue_id, viewer["id"], now=now, until=now + lease_time())
+
+
+def release(store: Store, viewer: dict[str, Any], queue_id: int | None = None) -> None:
+    """Give the item (or every item) the viewer holds back to the queue."""
+    store.release_leases(viewer["id"], queue_id)
 
 
 def item(store: Store, viewer: dict[str, Any], queue_id: int) -> dict[str, Any]:
@@ -132,6 +164,12 @@ def my_rating(store: Store, viewer: dict[str, Any], item: dict[str, Any]
                      [viewer["id"], item["output_id"], item["pair_output_id"]])
 
 
+def my_rating_of(store: Store, viewer: dict[str, Any], queue_id: int) -> bool:
+    """Whether the viewer has a current, non-skip rating of the queued item (theirs to edit:
+    it needs no claim)."""
+    return store.has_rated(queue_id, viewer["id"])
+
+
 def others_ratings(store: Store, viewer: dict[str, Any], item: dict[str, Any]
                    ) -> list[dict[str, Any]]:
     """Other reviewers' current ratings of the item; refused in blind mode (admins excepted)."""
@@ -195,9 +233,8 @@ def save_rating(store: Store, viewer: dict[str, Any], queue_id: int, *, verdict:
         if corrected is not None and shown["labels"] is not None \
                 and corrected not in shown["labels"]:
             raise Forbidden(f"{corrected!r} is not one of this cycle's labels")
-        return store.add_rating(reviewer_id=viewer["id"], output_id=shown["output_id"],
-                                verdict=verdict, score=score, corrected=corrected,
-                                comment=comment)
+        return _rate(store, viewer, queue_id, output_id=shown["output_id"], verdict=verdict,
+                     score=score, corrected=corrected, comment=comment)
     if corrected is not None or score is not None:
         raise Forbidden("a pair item is scored by side and has no correction")
     if preferred not in (None, "left", "right"):
@@ -206,12 +243,22 @@ def save_rating(store: Store, viewer: dict[str, Any], queue_id: int, *, verdict:
         raise Forbidden(f"a {verdict} prefers neither side")
     sides = {"left": shown["left"], "right": shown["right"]}
     scores = {sides["left"]["output_id"]: left_score, sides["right"]["output_id"]: right_score}
-    return store.add_rating(
-        reviewer_id=viewer["id"], output_id=shown["output_id"],
+    return _rate(
+        store, viewer, queue_id, output_id=shown["output_id"],
         pair_output_id=shown["pair_output_id"], verdict=verdict,
         score=scores[shown["output_id"]], pair_score=scores[shown["pair_output_id"]],
         preferred_output_id=sides[preferred]["output_id"] if preferred else None,
         left_output_id=sides["left"]["output_id"], comment=comment)
+
+
+def _rate(store: Store, viewer: dict[str, Any], queue_id: int, **fields: Any) -> int:
+    """Add the rating only if the item still has room for it (checked in the same transaction
+    as the insert, see ``Store.rate_queue_item``); ``Full`` otherwise."""
+    try:
+        return store.rate_queue_item(queue_id, viewer["id"], now=_now(), **fields)
+    except SlotTaken:
+        raise Full("Not saved: other experts already gave this item all the ratings it needs "
+                   "(your claim on it had run out). Here is the next item.") from None
 
 
 # ---- progress --------------------------------------------------------------------------------

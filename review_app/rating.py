@@ -48,6 +48,18 @@ class Invalid(ValueError):
 
 def page() -> None:
     card()
+    keep_alive()
+
+
+@st.fragment(run_every=queries.lease_time() / 5)
+def keep_alive() -> None:
+    """While the page is open, renew the claim on the item on screen (so no other expert is
+    handed its slot) and notice a session ended elsewhere (a logout in another tab)."""
+    with context.database() as store:
+        viewer = context.viewer(store)
+        current = st.session_state.get("current")
+        if current is not None and not queries.my_rating_of(store, viewer, current):
+            queries.keep(store, viewer, current)
 
 
 @st.fragment
@@ -80,9 +92,17 @@ def current_item(store: Store, viewer: dict[str, Any]) -> dict[str, Any] | None:
     state = st.session_state
     if state.get("current") is not None:
         try:
-            return queries.item(store, viewer, state["current"])
+            shown = queries.item(store, viewer, state["current"])
         except Forbidden:
-            state["current"] = None
+            shown = None
+        if shown is not None:
+            mine = queries.my_rating(store, viewer, shown)
+            if (mine and mine["verdict"] != "skip") or queries.keep(store, viewer,
+                                                                     shown["queue_id"]):
+                return shown  # theirs to change, or still claimed by them
+            st.warning("The item you had open was rated by other experts while your claim on "
+                       "it had run out; here is the next one.")
+        state["current"] = None
     shown = queries.next_item(store, viewer)
     state["current"] = shown["queue_id"] if shown else None
     return shown
@@ -245,6 +265,10 @@ def submit(queue_id: int, action: str) -> None:
             shown = queries.item(store, viewer, queue_id)
             fields = read_form(shown, action)
             queries.save_rating(store, viewer, queue_id, **fields)
+        except queries.Full as error:  # filled meanwhile: say so, and show the next item
+            state["flash"] = ("error", str(error))
+            state["current"] = None
+            return
         except (Invalid, Forbidden) as error:
             state["flash"] = ("error", str(error))
             return

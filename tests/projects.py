@@ -105,3 +105,13 @@ def vocabulary_texts() -> list[str]:
     texts = [row["text"] for row in classification_rows()]
     texts += [row["prompt"] + row["completion"] for row in causal_rows()]
     return texts
+
+
+def stub_model(directory: Path) -> str:
+    """A model folder as ``validate`` and the start of ``run`` check it (a ``config.json``), for
+    tests whose cycle stops before any model is loaded (bad data, a broken plugin)."""
+    folder = directory / "stub-model"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert", "num_hidden_layers": 2}),
+                                        encoding="utf-8")
+    return str(folder)

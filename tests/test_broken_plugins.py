@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from plugin_env import fake_install, one_line_error, run_cli
-from projects import classification_project
+from projects import classification_project, stub_model
 from tuneloop.plugin_manager import tuneloop_version
 
 HINT = ('to start without it run "tuneloop --no-plugins ...", to remove it '
@@ -143,7 +143,7 @@ def test_a_misspelled_hook_is_named_with_the_way_out(tmp_path):
 
 def test_a_component_returning_the_wrong_type_is_named_and_nothing_is_written(tmp_path):
     fake_install(tmp_path / "site", "dicts", SOURCE_YIELDING_DICTS)
-    config = classification_project(tmp_path, "unused-model",
+    config = classification_project(tmp_path, stub_model(tmp_path),
                                     data={"sources": [{"type": "dicts", "path": "x"}]})
     result = cli(tmp_path / "site", "run", str(config), "--quiet")
     assert result.returncode == 2

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from projects import classification_project
+from projects import classification_project, stub_model
 from tuneloop.cli import cli
 from tuneloop.store import Store
 
@@ -86,7 +86,7 @@ def test_bad_option_of_a_component_names_the_option(runner, tmp_path):
 
 
 def test_broken_jsonl_line_names_file_and_line_and_leaves_database_unchanged(runner, tmp_path):
-    config = classification_project(tmp_path, "unused-model")
+    config = classification_project(tmp_path, stub_model(tmp_path))
     data = tmp_path / "data.jsonl"
     lines = data.read_text().splitlines()
     lines[2] = '{"text": "broken'

@@ -138,7 +138,10 @@ def test_log_out_and_an_expired_session_show_the_login_form(project):
     assert "session" not in at.session_state and logged_in_as(at) is None
 
     at = log_in(start())
-    at.session_state["session"].expires_at = datetime.now(timezone.utc) - timedelta(seconds=1)
+    idle = datetime.now(timezone.utc) - timedelta(seconds=1)
+    at.session_state["session"].expires_at = idle
+    # the stored session is what every tab shares: its idle expiry is the one that counts
+    project.store.touch_review_session(at.session_state["session"].session_id, idle)
     at.run()
     assert any("expired" in info.value for info in at.info)
     assert [widget.label for widget in at.text_input] == ["Name", "Password"]
@@ -278,6 +281,8 @@ def test_blind_review_hides_other_experts_and_open_review_shows_them(project):
                              verdict="reject", corrected="refund", comment="bob's <b>note</b>")
     at = log_in(start())
     assert not at.expander and not any("bob" in text for text in texts(at))
+    at.button(key="logout").click().run()  # gives her claimed item back
+
 
     (open_output,) = add_cycle(project.store, "classification",
                                {"data": {"labels": LABELS}, "review": {"blind": False}},
@@ -295,7 +300,9 @@ def test_model_text_is_shown_verbatim_never_as_markdown_or_html(project):
     at = log_in(start())  # the newest cycle's item comes first
     shown = texts(at)
     assert EVIL_INPUT in shown and EVIL_OUTPUT in shown
-    assert not at.get("html") and not at.markdown
+    # the only HTML is the app's own script that trades the login grant for the cookie
+    assert all(html.proto.body.startswith('<script>fetch("/_tuneloop/session"')
+               for html in at.get("html")) and not at.markdown
     for element in all_elements(at):
         value = getattr(element, "value", None)
         if element.type in ("text", "text_area") or not isinstance(value, str):
@@ -519,7 +526,7 @@ def test_review_command_starts_streamlit_on_the_configured_database(tmp_path, mo
     assert "http://127.0.0.1:8600" in result.output
     assert "No reviewer accounts yet" in result.output
     (command,) = started
-    assert command[1:5] == ["-m", "streamlit", "run", str(APP)]
+    assert command[1:5] == ["-m", "streamlit", "run", str(APP.parent / "serve.py")]
     options = " ".join(command[5:])
     assert "--server.headless true --server.address 127.0.0.1 --server.port 8600" in options
     assert "secrets" not in options

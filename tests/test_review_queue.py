@@ -294,3 +294,26 @@ def test_the_cycle_trains_only_agreed_ratings_and_requeues_the_rest(tmp_path):
     assert prepared.requeue == [((split, None), 3)]
     trained = [e for e in prepared.splits["train"] if e.provenance.get("kind") == "feedback"]
     assert {(e.input, e.target) for e in trained} == {("parcel not here yet", "shipping")}
+
+
+def test_held_back_items_are_counted_with_their_reason(store, two_cycles):
+    from tuneloop.consensus import held_back
+
+    first, _, old, _, ann, bob = two_cycles
+    assert held_back(store, min_agreement=0.6).line() == \
+        "Held back from training: none (every rated item is agreed)"
+    store.enqueue(first, [old["q1"], old["q2"]], "least_confident", ratings_needed=2)
+    rate(store, ann, old["q1"], "approve")
+    rate(store, bob, old["q1"], "reject", "refund")
+    rate(store, ann, old["q2"], "approve")  # one of the two ratings it asked for
+    summary = held_back(store, min_agreement=0.6)
+    assert summary.disagree == [(old["q1"], None)] and summary.waiting == [(old["q2"], None)]
+    assert summary.back_in_queue == [] and "50% of 2 experts agree" in \
+        summary.reasons[(old["q1"], None)]
+    assert summary.line() == ("Held back from training: 2 items (experts disagree on 1 item, "
+                              "none requeued (feedback.on_disagreement: hold); 1 item waiting "
+                              "for more ratings)")
+    send_back_to_queue(store, [((old["q1"], None), 3)])
+    assert held_back(store, min_agreement=0.6).line() == (
+        "Held back from training: 2 items (experts disagree on 1 item, 1 back in the queue "
+        "for a tie-break; 1 item waiting for more ratings)")

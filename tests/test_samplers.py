@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tuneloop import ReviewCandidate, registries
-from tuneloop.plugins.samplers import LeastConfident, RandomSample
+from tuneloop import cycle as cycle_module
+from tuneloop.plugins.samplers import LeastConfident, RandomSample, plain_least_confident
 
 
 def candidate(output_id: int, confidence: float | None) -> ReviewCandidate:
@@ -31,8 +33,8 @@ def test_samplers_are_registered_through_the_registry():
 def test_least_confident_first_ties_by_output_id_unknown_last():
     chosen = LeastConfident().select(CANDIDATES, 10, random.Random(0))
     assert [c.output_id for c in chosen] == [4, 1, 8, 2, 5, 3, 7]
-    assert [c.output_id for c in LeastConfident().select(CANDIDATES, 3, random.Random(0))] == [
-        4, 1, 8]
+    assert [c.output_id for c in plain_least_confident().select(CANDIDATES, 3,
+                                                                random.Random(0))] == [4, 1, 8]
 
 
 @pytest.mark.parametrize("sampler", [LeastConfident(), RandomSample()])
@@ -59,7 +61,7 @@ def test_random_is_seeded_and_independent_of_input_order():
 @given(confidences=st.lists(st.none() | st.floats(0, 1), max_size=20), k=st.integers(0, 25))
 def test_least_confident_property(confidences, k):
     candidates = [candidate(n, c) for n, c in enumerate(confidences)]
-    chosen = LeastConfident().select(candidates, k, random.Random(0))
+    chosen = plain_least_confident().select(candidates, k, random.Random(0))
     assert len(chosen) == min(k, len(candidates))
     known = [c.confidence for c in chosen if c.confidence is not None]
     assert known == sorted(known)
@@ -142,9 +144,12 @@ def test_stratified_takes_labels_in_turns_so_rare_labels_are_reviewed():
     chosen = sampler("stratified").select(common + rare, 4, random.Random(0))
     assert [(c.output, c.output_id) for c in chosen] == [("a", 1), ("b", 20), ("a", 2),
                                                          ("b", 21)]
-    # least_confident alone never gets to the rare label in the first four
+    # least confident first alone never gets to the rare label in the first four
+    assert {c.output for c in plain_least_confident().select(common + rare, 4,
+                                                             random.Random(0))} == {"a"}
+    # the default least_confident spreads its batch over the predicted labels
     assert {c.output for c in LeastConfident().select(common + rare, 4, random.Random(0))} \
-        == {"a"}
+        == {"a", "b"}
     proportional = sampler("stratified", allocation="proportional").select(
         common + rare, 5, random.Random(0))
     assert [c.output for c in proportional].count("b") == 1
@@ -192,3 +197,64 @@ def test_margin_and_stratified_are_refused_for_causal_lm_configs(tmp_path):
         "data: {sources: [{type: jsonl, path: d.jsonl}]}\nreview: {sampler: margin}\n")
     with pytest.raises(ConfigError, match='review sampler "margin" does not support task'):
         load_config(tmp_path / "config.yaml")
+
+
+# ---- spreading the batch, cold start --------------------------------------------------------
+
+
+def embedded(output_id: int, confidence: float, cluster: int, output: str = "a") -> ReviewCandidate:
+    """A candidate whose embedding sits near one of four orthogonal directions."""
+    import numpy as np
+
+    vector = np.zeros(8, dtype=np.float32)
+    vector[cluster] = 1.0
+    vector[4 + output_id % 4] = 0.05  # a little spread within the cluster
+    return ReviewCandidate(output_id=output_id, example_id=f"e{output_id}", input=f"in {output_id}",
+                           output=output, confidence=confidence, embedding=vector)
+
+
+def test_least_confident_spreads_its_batch_over_embedding_clusters():
+    # the 12 least confident are all in cluster 0; one somewhat uncertain output in each other
+    near_identical = [embedded(n, 0.60 + n / 1000, 0) for n in range(12)]
+    others = [embedded(100 + c, 0.70 + c / 100, c) for c in (1, 2, 3)]
+    sure = [embedded(200 + n, 0.99, n % 4) for n in range(20)]
+    candidates = near_identical + others + sure
+    chosen = LeastConfident().select(candidates, 4, random.Random(0))
+    clusters = {int(c.embedding[:4].argmax()) for c in chosen}
+    assert clusters == {0, 1, 2, 3}  # one from each cluster...
+    assert chosen[0].output_id == 0  # ...the most uncertain first, queue order by confidence
+    assert all(c.confidence < 0.9 for c in chosen)  # from the uncertain pool, not the sure ones
+    plain = plain_least_confident().select(candidates, 4, random.Random(0))
+    assert {int(c.embedding[:4].argmax()) for c in plain} == {0}  # what spreading avoids
+
+
+def test_cold_start_mixes_representative_picks_in_and_is_seeded():
+    weak = [embedded(n, 0.05 + (n % 7) / 100, n % 4) for n in range(40)]
+    chosen = LeastConfident().select(weak, 8, random.Random(3))
+    again = LeastConfident().select(list(reversed(weak)), 8, random.Random(3))
+    assert len({c.output_id for c in chosen}) == 8
+    assert [c.output_id for c in chosen] == [c.output_id for c in again]
+    assert {int(c.embedding[:4].argmax()) for c in chosen} == {0, 1, 2, 3}
+    # without the rule (and without spreading) the 8 least confident are taken as they come
+    plain = plain_least_confident().select(weak, 8, random.Random(3))
+    assert max(c.confidence for c in plain) <= min(c.confidence for c in weak
+                                                   if c not in plain)
+
+
+def test_spreading_without_embeddings_takes_predicted_labels_in_turns():
+    pool = [scored(n, {"a": 0.40 + n / 100, "b": 0.60 - n / 100}, output="a") for n in range(6)]
+    pool += [scored(10, {"b": 0.5, "a": 0.5}, output="b"), scored(11, {"c": 0.52, "a": 0.48},
+                                                                  output="c")]
+    chosen = sampler("margin", diversity="labels").select(pool, 3, random.Random(0))
+    assert {c.output for c in chosen} == {"a", "b", "c"}
+
+
+def test_each_cycle_draws_its_own_random_sample():
+    """The cycle seeds the sampler's rng with the training seed and the cycle id."""
+    candidates = [candidate(n, 0.5) for n in range(50)]
+    draws = {tuple(c.output_id for c in RandomSample().select(candidates, 5,
+                                                              random.Random(f"13:{cycle}")))
+             for cycle in range(1, 6)}
+    assert len(draws) == 5
+    source = Path(cycle_module.__file__).read_text()
+    assert 'random.Random(f"{context.seed}:{cycle_id}")' in source

@@ -228,8 +228,9 @@ def test_pinned_examples_keep_their_split_and_are_recorded():
     assert {e.id for e in pool} == {e.id for e in splits["review"]}
     assert all(new[e.split_key] == "test" for e in curated)
     assert all(new[e.split_key] == "review" for e in pool)
-    # pinned keys count toward the label's share: 50 "a" keys, 5 already in test
-    assert per_label(splits)["a"] == Counter(train=40, validation=5, test=5)
+    # the fractions share out the 45 unpinned "a" keys (36 / 4.5 / 4.5); the 5 pinned keys come
+    # on top and use up no share
+    assert per_label(splits)["a"] == Counter(train=36, validation=5, test=4 + 5)
 
 
 def test_unpinned_copies_follow_their_pinned_key():
@@ -391,3 +392,86 @@ def test_groups_stay_on_one_side_and_are_stratified_by_their_label():
         docs = Counter(split for split, examples in splits.items()
                        for example in examples if example.target == label)
         assert docs["train"] == docs["validation"] == 20  # 5 documents of 4 chunks each side
+
+
+# ------------------------------------------------------------------------------------------------
+# Pinned keys use up no share; generative data; small strata
+# ------------------------------------------------------------------------------------------------
+
+
+def test_a_pinned_test_source_leaves_validation_its_share_of_the_rest():
+    # 10 labelled examples per label to split, and an official test set of 30 per label pinned
+    # to test: counted towards each label's total, the pins pushed every key into train
+    free = [Example(f"train {label} {n}", label) for label in "abc" for n in range(10)]
+    official = [Example(f"test {label} {n}", label, split="test")
+                for label in "abc" for n in range(30)]
+    stats: dict = {}
+    splits, _ = assign_splits(free + official, FRACTIONS, 0, {}, stats=stats)
+    for label in "abc":
+        assert per_label(splits)[label] == Counter(train=8, validation=1, test=1 + 30)
+    assert stats == {"stratified": True, "keys": 120, "pinned_keys": 90, "known_keys": 0,
+                     "new_keys": 30}
+
+
+def test_known_keys_that_are_pinned_use_up_no_share_in_later_cycles_either():
+    free = [Example(f"train {n}", "a") for n in range(10)]
+    official = [Example(f"test {n}", "a", split="test") for n in range(30)]
+    _, known = assign_splits(free + official, FRACTIONS, 0, {})
+    grown = free + official + [Example(f"new {n}", "a") for n in range(10)]
+    splits, new = assign_splits(grown, FRACTIONS, 0, known)
+    added = Counter(split for split, examples in splits.items() for e in examples
+                    if e.input.startswith("new"))
+    # 20 unpinned keys, 10 already placed 8/1/1: the new ten go 8/1/1 too
+    assert added == Counter(train=8, validation=1, test=1) and len(new) == 10
+
+
+def alpaca_like(count: int = 230) -> list[Example]:
+    """Instruction/answer pairs whose answers are all different, as in Alpaca."""
+    return [Example(f"Instruction {n}: explain topic {n * 7 % 101} briefly.",
+                    f" Answer {n}: topic {n * 7 % 101} is explained here in a sentence.")
+            for n in range(count)]
+
+
+@pytest.mark.parametrize("stratify", [False, None])
+def test_all_unique_completions_split_by_the_prompt_hash_near_the_fractions(stratify):
+    data = alpaca_like()
+    fractions = {"train": 0.7, "validation": 0.1, "test": 0.1, "review": 0.1}
+    stats: dict = {}
+    splits, new = assign_splits(data, fractions, 13, {}, stratify=stratify, stats=stats)
+    assert [len(splits[s]) for s in SPLITS] == [161, 23, 23, 23]
+    assert stats["stratified"] is False and len(new) == 230
+    # by label (one key per completion), each stratum of one key goes to train
+    stratified, _ = assign_splits(data, fractions, 13, {}, stratify=True)
+    assert [len(stratified[s]) for s in SPLITS] == [230, 0, 0, 0]
+
+
+def test_near_identical_prompts_stay_together_without_stratification():
+    data = [Example(f"Prompt {n}", f"answer {n}") for n in range(50)]
+    data += [Example(f"  PROMPT {n} ", f"another answer {n}") for n in range(50)]
+    splits, _ = assign_splits(data, FRACTIONS, 2, {}, stratify=False)
+    assert all(len(found) == 1 for found in where(splits).values())
+    assert [len({e.split_key for e in splits[s]}) for s in SPLITS] == [40, 5, 5, 0]
+
+
+def test_auto_stratifies_where_labels_repeat_enough():
+    # 48 keys, 4 labels: 12 keys per label, enough for a 0.1 share of each
+    repeating = [Example(f"item {n}", f" {'rgbk'[n % 4]}") for n in range(48)]
+    stats: dict = {}
+    by_label, _ = assign_splits(repeating, FRACTIONS, 1, {}, stratify=None, stats=stats)
+    assert stats["stratified"] is True
+    assert ids(by_label) == ids(assign_splits(repeating, FRACTIONS, 1, {}, stratify=True)[0])
+    # 20 keys, 4 labels: 5 per label is less than 1 / 0.1
+    few = repeating[:20]
+    assign_splits(few, FRACTIONS, 1, {}, stratify=None, stats=stats)
+    assert stats["stratified"] is False
+
+
+def test_small_strata_spread_their_odd_keys_over_validation_and_test():
+    # 30 labels of 5 keys at 0.8 / 0.1 / 0.1: each label's fifth key ties between validation and
+    # test; always breaking the tie towards validation left test empty
+    data = [Example(f"label {label} example {n}", f"l{label}")
+            for label in range(30) for n in range(5)]
+    splits, _ = assign_splits(data, FRACTIONS, 1, {})
+    assert [len(splits[s]) for s in SPLITS] == [120, 15, 15, 0]
+    for counts in per_label(splits).values():
+        assert counts["train"] == 4 and counts["validation"] + counts["test"] == 1

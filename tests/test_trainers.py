@@ -7,10 +7,12 @@ are trained once and several tests read what came out.
 from __future__ import annotations
 
 import collections
+import json
 import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -181,8 +183,14 @@ def test_predict_reloads_the_best_model(trained_classifier, sentiment):
         assert sum(prediction.scores.values()) == pytest.approx(1.0)
         assert prediction.confidence == pytest.approx(prediction.scores[prediction.output])
         assert prediction.confidence == max(prediction.scores.values())
-        target_probability = prediction.scores[example.target]
-        assert prediction.extra["loss"] == pytest.approx(-math.log(target_probability))
+        # scores are calibrated (softmax of logits / T, T fitted on validation); the loss is
+        # training's, from the uncalibrated probabilities: p ~ score ** T
+        temperature = json.loads((Path(result.model_dir) / "config.json").read_text())[
+            "tuneloop_temperature"]
+        uncalibrated = {label: score ** temperature for label, score in prediction.scores.items()}
+        target_probability = uncalibrated[example.target] / sum(uncalibrated.values())
+        assert prediction.extra["loss"] == pytest.approx(-math.log(target_probability), rel=1e-6)
+        assert prediction.embedding is not None and prediction.embedding.ndim == 1
     assert predictions[-1].extra == {}  # no target, no loss
 
 
@@ -416,10 +424,11 @@ def test_causal_lm_generates_text_and_scores_the_reference(trained_lm):
     assert perplexity == pytest.approx(math.exp(result.best_metric), rel=1e-4)
 
 
-def test_causal_lm_refuses_to_select_on_anything_but_loss(tmp_path):
+def test_causal_lm_selects_on_a_generation_metric_only_when_it_generates_while_training(tmp_path):
+    # tests/test_generation.py selects on rougeL with generation_eval_samples set
     context = cycle_context(tmp_path, task="causal-lm", start_model=str(tmp_path / "unused"),
                             training={"select_metric": "exact_match"})
-    with pytest.raises(ConfigError, match="selects checkpoints by validation loss"):
+    with pytest.raises(ConfigError, match="set training.trainer.generation_eval_samples"):
         causal_lm.CausalLMTrainer().train(context, {"train": [Example("a", "b")]}, [])
 
 

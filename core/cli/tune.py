@@ -39,8 +39,10 @@ def tune(config: str, trials: int, strategy: str, seed: int, no_pruning: bool, a
     """
     from tuneloop import tuning
     from tuneloop.config import load_config
+    from tuneloop.config_checks import check_model
 
     loaded = load_config(config)
+    check_model(loaded, config)
     echo = (lambda message: None) if quiet else (lambda message: console.print(f"[dim]{message}"))
     result = tuning.tune(loaded, trials=trials, strategy=strategy, seed=seed,
                          pruning=not no_pruning, quiet=quiet, echo=echo)

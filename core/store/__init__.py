@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import time
 from datetime import datetime, timedelta, timezone
@@ -21,9 +22,28 @@ from typing import Any, Iterable, Iterator
 import sqlite_utils
 
 from tuneloop.components import Example, Prediction, Rating
+from tuneloop.errors import TuneloopError
 from tuneloop.store.migrations import MIGRATIONS
+from tuneloop.store.problems import DatabaseError, explain
+from tuneloop.store.review import ReviewStore, SlotTaken  # noqa: F401  (SlotTaken: public)
 
 BUSY_TIMEOUT_MS = 30_000
+BUSY_TIMEOUT_ENV = "TUNELOOP_BUSY_TIMEOUT"
+
+
+def busy_timeout_ms() -> int:
+    """How long a writer waits for another one: ``TUNELOOP_BUSY_TIMEOUT`` seconds when set (a slow
+    shared disk may need longer; a test of the "locked" message needs shorter), else 30 s."""
+    value = os.environ.get(BUSY_TIMEOUT_ENV, "").strip()
+    if not value:
+        return BUSY_TIMEOUT_MS
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise TuneloopError(f"{BUSY_TIMEOUT_ENV}={value!r}: not a number of seconds") from None
+    if not 0 <= seconds <= 86_400:
+        raise TuneloopError(f"{BUSY_TIMEOUT_ENV}={value!r}: give 0 to 86400 seconds")
+    return int(seconds * 1000)
 
 CURRENT_RATINGS = """
     SELECT r.* FROM ratings r
@@ -35,28 +55,54 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-class Store:
+def _is_after(stamp: str | None, moment: datetime) -> bool:
+    """Whether the ISO time ``stamp`` (naive means UTC) is later than ``moment``."""
+    if not stamp:
+        return False
+    when = datetime.fromisoformat(stamp)
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)) > moment
+
+
+class Store(ReviewStore):
     """All reads and writes of one project database."""
 
     def __init__(self, path: str | Path, migrate: bool = True):
+        """Open (creating if needed) and migrate the database. A file that is damaged, read-only,
+        locked, on a full disk or made by a newer tuneloop raises ``DatabaseError``: one line
+        naming the file and what to do (``tuneloop.store.problems``)."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(str(self.path), isolation_level=None,
-                                     timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-        self.db = sqlite_utils.Database(connection)
-        self.conn = connection
-        self._write_depth = 0  # > 0 inside write(): nested writes join the open transaction
-        self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self._enable_wal()
-        self.conn.execute("PRAGMA synchronous = NORMAL")
-        self.conn.execute("PRAGMA foreign_keys = ON")
-        if migrate:
-            self.migrate()
+        self.busy_timeout_ms = busy_timeout_ms()
+        self.conn: sqlite3.Connection | None = None  # type: ignore[assignment]
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(str(self.path), isolation_level=None,
+                                         timeout=self.busy_timeout_ms / 1000,
+                                         check_same_thread=False)
+            self.db = sqlite_utils.Database(connection)
+            self.conn = connection
+            self._write_depth = 0  # > 0 inside write(): nested writes join the open transaction
+            self.conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+            self._enable_wal()
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            if migrate:
+                self.migrate()
+        except BaseException as error:
+            if self.conn is not None:
+                self.conn.close()
+            problem = self._problem(error) if isinstance(error, (sqlite3.Error, OSError)) else None
+            if problem is None:
+                raise
+            raise problem from error
+
+    def _problem(self, error: BaseException) -> DatabaseError | None:
+        """The one-line ``DatabaseError`` for an SQLite error about this file, else ``None``."""
+        return explain(self.path, error, self.busy_timeout_ms / 1000)
 
     def _enable_wal(self) -> None:
         """Switch to WAL. Two processes opening a brand-new file at once can both try, and SQLite
         answers the loser "database is locked" without honouring busy_timeout: retry briefly."""
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
         while True:
             try:
                 self.conn.execute("PRAGMA journal_mode = WAL")
@@ -91,23 +137,32 @@ class Store:
             finally:
                 self._write_depth -= 1
             return
-        self._begin_immediate()
+        try:
+            self._begin_immediate()
+        except sqlite3.Error as error:
+            problem = self._problem(error)
+            if problem is None:
+                raise
+            raise problem from error
         self._write_depth = 1
         try:
             yield self.db
-        except BaseException:
+            self.conn.execute("COMMIT")
+        except BaseException as error:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
-            raise
-        else:
-            self.conn.execute("COMMIT")
+            # a full disk, a lock held too long, a damaged file: one line naming the file
+            problem = self._problem(error) if isinstance(error, sqlite3.Error) else None
+            if problem is None:
+                raise
+            raise problem from error
         finally:
             self._write_depth = 0
 
     def _begin_immediate(self) -> None:
         # busy_timeout covers BEGIN IMMEDIATE too; retry for the rare case it still reports BUSY
         # (e.g. a WAL checkpoint racing), so that a person never sees "database is locked".
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
         while True:
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
@@ -122,7 +177,25 @@ class Store:
     # ---- migrations ------------------------------------------------------------------------
 
     def migrate(self) -> list[str]:
-        """Apply the migrations this database lacks, each in its own transaction."""
+        """Apply the migrations this database lacks, each in its own transaction.
+
+        An up-to-date database is only read (no write lock: ``status`` works while a cycle
+        writes). One with a migration this code does not know was made by a newer tuneloop:
+        refused, before anything is written to it."""
+        known = {migration.__name__ for migration in MIGRATIONS}
+        has_table = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                      "name = '_migrations'").fetchone()
+        if has_table:
+            applied = set(self.applied_migrations())
+            newer = sorted(applied - known)
+            if newer:
+                raise DatabaseError(
+                    self.path, "newer",
+                    f"made by a newer tuneloop (its schema has migration {newer[-1]}; this "
+                    f"tuneloop knows up to {max(known)}): upgrade tuneloop "
+                    f"(pip install -U tuneloop), or use a backup made by this version")
+            if known <= applied:
+                return []
         with self.write() as db:
             db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, "
                        "applied_at TEXT NOT NULL)")
@@ -147,7 +220,13 @@ class Store:
     # ---- reading helpers -------------------------------------------------------------------
 
     def query(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
-        return list(self.db.query(sql, params))
+        try:
+            return list(self.db.query(sql, params))
+        except sqlite3.Error as error:
+            problem = self._problem(error)
+            if problem is None:
+                raise
+            raise problem from error
 
     def one(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
         rows = self.query(sql, params)
@@ -157,13 +236,16 @@ class Store:
 
     def create_cycle(self, *, project: str, task: str, seed: int, config: dict[str, Any],
                      plugins: list[dict[str, Any]], base_model: str, start_model: str,
-                     parent_id: int | None) -> int:
+                     parent_id: int | None, stats: dict[str, Any] | None = None) -> int:
+        """A new cycle row, ``running``; ``stats`` (e.g. the process that runs it) go in at once,
+        so ``tuneloop status`` never sees a running cycle without its process."""
         with self.write() as db:
             table = db["cycles"]
             table.insert({
                 "project": project, "status": "running", "parent_id": parent_id, "task": task,
                 "seed": seed, "config": json.dumps(config), "plugins": json.dumps(plugins),
                 "base_model": base_model, "start_model": start_model, "started_at": now(),
+                "stats": json.dumps(stats) if stats is not None else None,
             })
             return int(table.last_pk)
 
@@ -243,21 +325,37 @@ class Store:
 
     def add_outputs(self, cycle_id: int, predictions: list[Prediction],
                     examples: list[Example]) -> list[int]:
-        """Store predictions (in the order of ``examples``); returns the new output ids."""
+        """Store predictions (in the order of ``examples``); returns the new output ids.
+
+        A prediction's ``candidates`` (further answers to the same example) are stored after it
+        as candidates 1, 2, ... (``candidate_outputs``); the ids returned are the outputs'."""
         ids = []
         with self.write() as db:
             table = db["outputs"]
             created = now()
             for prediction, example in zip(predictions, examples, strict=True):
-                table.insert({
-                    "cycle_id": cycle_id, "example_id": example.id, "input": example.input,
-                    "output": prediction.output, "reference": example.target,
-                    "confidence": prediction.confidence,
-                    "scores": json.dumps(prediction.scores) if prediction.scores else None,
-                    "created_at": created,
-                })
-                ids.append(int(table.last_pk))
+                for number, answer in enumerate([prediction, *prediction.candidates]):
+                    table.insert({
+                        "cycle_id": cycle_id, "example_id": example.id, "input": example.input,
+                        "output": answer.output, "reference": example.target,
+                        "confidence": answer.confidence,
+                        "scores": json.dumps(answer.scores) if answer.scores else None,
+                        "candidate": number, "created_at": created,
+                    })
+                    if number == 0:
+                        ids.append(int(table.last_pk))
         return ids
+
+    def candidate_outputs(self, output_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+        """For each output id, every answer of its cycle's model to the same example: the
+        output itself (candidate 0) first, then its candidates in order."""
+        found: dict[int, list[dict[str, Any]]] = {}
+        for output_id in output_ids:
+            found[output_id] = self.query(
+                "SELECT c.* FROM outputs o JOIN outputs c ON c.cycle_id = o.cycle_id "
+                "AND c.example_id = o.example_id AND c.input = o.input "
+                "WHERE o.id = ? AND o.candidate = 0 ORDER BY c.candidate, c.id", [output_id])
+        return found
 
     def outputs(self, cycle_id: int) -> list[dict[str, Any]]:
         return self.query("SELECT * FROM outputs WHERE cycle_id = ? ORDER BY id", [cycle_id])
@@ -357,6 +455,45 @@ class Store:
                        "COALESCE(?, locked_until) WHERE id = ?",
                        [failures, locked_until, reviewer_id])
             return failures
+
+    def reserve_login_attempt(self, reviewer_id: int, max_failures: int, now: datetime) -> bool:
+        """Take one of the account's login attempts before the (slow) password check, in one
+        ``BEGIN IMMEDIATE`` transaction: refused (``False``) when the account is disabled or
+        locked, or when attempts already under way have used up the ``max_failures`` allowed.
+
+        The attempt counts as a failure from here on (``failed_logins`` + 1); a correct password
+        clears the count in :meth:`finish_login_attempt`. So thirty guesses released at once get
+        ``max_failures`` checks between them, not thirty, whatever the order the checks end in.
+        """
+        with self.write() as db:
+            row = db.execute("SELECT disabled, locked_until, failed_logins FROM reviewers "
+                             "WHERE id = ?", [reviewer_id]).fetchone()
+            if row is None or row[0] or _is_after(row[1], now) or row[2] >= max_failures:
+                return False
+            db.execute("UPDATE reviewers SET failed_logins = failed_logins + 1 WHERE id = ?",
+                       [reviewer_id])
+            return True
+
+    def finish_login_attempt(self, reviewer_id: int, *, correct: bool, max_failures: int,
+                             lockout: timedelta, now: datetime) -> bool:
+        """Settle an attempt taken by :meth:`reserve_login_attempt`. A wrong password stays
+        counted, and once the count reaches ``max_failures`` the account is locked until
+        ``now + lockout`` (the count starts again after it). A correct password clears the count
+        and any lock, unless the account was disabled meanwhile. Returns whether the login
+        stands."""
+        with self.write() as db:
+            row = db.execute("SELECT disabled, failed_logins FROM reviewers WHERE id = ?",
+                             [reviewer_id]).fetchone()
+            if row is None:
+                return False
+            if correct and not row[0]:
+                db.execute("UPDATE reviewers SET failed_logins = 0, locked_until = NULL "
+                           "WHERE id = ?", [reviewer_id])
+                return True
+            if row[1] >= max_failures:
+                db.execute("UPDATE reviewers SET failed_logins = 0, locked_until = ? WHERE id = ?",
+                           [(now + lockout).isoformat(), reviewer_id])
+            return False
 
     # ---- ratings -----------------------------------------------------------------------------
 
@@ -470,3 +607,89 @@ class Store:
 
     def promoted_models(self, project: str) -> list[dict[str, Any]]:
         return [model for model in self.models(project) if model["stage"] == "promoted"]
+
+    # ---- resuming interrupted cycles (tuneloop.resume) ---------------------------------------
+
+    def unfinished_cycles(self, project: str) -> list[dict[str, Any]]:
+        """The project's cycles left ``running``, ``trained`` or ``evaluated``: running now, or
+        interrupted by a kill (their process is in ``stats``)."""
+        return self.query("SELECT * FROM cycles WHERE project = ? AND status IN "
+                          "('running', 'trained', 'evaluated') ORDER BY id", [project])
+
+    def example_keys(self, cycle_id: int) -> set[tuple[str, str]]:
+        """``(split, example id)`` of every example the cycle recorded when it started."""
+        return {(row[0], row[1]) for row in self.conn.execute(
+            "SELECT split, id FROM examples WHERE cycle_id = ?", [cycle_id])}
+
+    def rated_outputs(self, cycle_id: int) -> int:
+        """How many of the cycle's outputs an expert has rated (ratings are never deleted)."""
+        row = self.conn.execute("SELECT COUNT(DISTINCT r.output_id) FROM ratings r JOIN outputs o "
+                                "ON o.id = r.output_id WHERE o.cycle_id = ?", [cycle_id]).fetchone()
+        return int(row[0]) if row else 0
+
+    def judged_inputs(self) -> set[str]:
+        """Inputs of outputs an expert approved or rejected (in any cycle)."""
+        return {row[0] for row in self.conn.execute(
+            "SELECT DISTINCT o.input FROM ratings r JOIN outputs o ON o.id = r.output_id "
+            "WHERE r.verdict IN ('approve', 'reject')")}
+
+    def replace_final_metrics(self, cycle_id: int, split: str, values: dict[str, float]) -> None:
+        """The cycle's final figures of ``split``, replacing any stored before, in one
+        transaction (a later cycle recomputes its parent's ``human`` figures)."""
+        with self.write() as db:
+            db.execute("DELETE FROM metrics WHERE cycle_id = ? AND split = ? AND step IS NULL",
+                       [cycle_id, split])
+            self.add_metrics(cycle_id, split, values)
+
+    def clear_stage_records(self, cycle_id: int, stage: str) -> None:
+        """Delete what a cycle recorded from ``stage`` on, in one transaction, so an interrupted
+        cycle reruns that stage and the ones after it into a clean slate:
+
+        - ``evaluate``: final figures (not the training log), per-example predictions, and all
+          that ``review`` clears;
+        - ``review``: outputs, their review-queue items (single and pairwise) and all that
+          ``promote`` clears;
+        - ``promote``: the model record.
+
+        Callers refuse first when experts rated the outputs (:meth:`rated_outputs`): ratings are
+        append-only, so their outputs cannot go."""
+        stages = ("evaluate", "review", "promote")
+        if stage not in stages:
+            raise ValueError(f"unknown stage {stage!r}; one of {', '.join(stages)}")
+        tables = set(self.db.table_names())
+        with self.write() as db:
+            if stage == "evaluate":
+                db.execute("DELETE FROM metrics WHERE cycle_id = ? AND step IS NULL", [cycle_id])
+                if "predictions" in tables:
+                    db.execute("DELETE FROM predictions WHERE cycle_id = ?", [cycle_id])
+            if stage in ("evaluate", "review"):
+                db.execute("DELETE FROM review_queue WHERE cycle_id = ? OR output_id IN (SELECT "
+                           "id FROM outputs WHERE cycle_id = ?) OR pair_output_id IN (SELECT id "
+                           "FROM outputs WHERE cycle_id = ?)", [cycle_id] * 3)
+                db.execute("DELETE FROM outputs WHERE cycle_id = ?", [cycle_id])
+            db.execute("DELETE FROM models WHERE cycle_id = ?", [cycle_id])
+
+    def mark_interrupted(self, cycle_id: int, error: str, *, finished_at: str | None = None,
+                         timings: dict[str, Any] | None = None) -> str:
+        """Mark a cycle ``failed``, keeping the status it had reached in ``stats`` as
+        ``interrupted_at`` (a resume continues from there), and withdraw a model it had already
+        promoted; one transaction. Returns the status it had reached."""
+        with self.write() as db:
+            row = db.execute("SELECT status, stats FROM cycles WHERE id = ?",
+                             [cycle_id]).fetchone()
+            if row is None:
+                raise LookupError(f"no cycle {cycle_id}")
+            status, stats = row[0], json.loads(row[1]) if row[1] else {}
+            reached = stats.get("interrupted_at", status) if status == "failed" else status
+            stats["interrupted_at"] = reached
+            fields: dict[str, Any] = {"status": "failed", "error": error,
+                                      "stats": json.dumps(stats)}
+            if finished_at is not None:
+                fields["finished_at"] = finished_at
+            if timings is not None:
+                fields["timings"] = json.dumps(timings)
+            db["cycles"].update(cycle_id, fields)
+            db.execute("UPDATE models SET stage = 'rejected', reasons = json_insert(reasons, "
+                       "'$[#]', 'withdrawn: the cycle failed after the gate') WHERE cycle_id = ? "
+                       "AND stage = 'promoted'", [cycle_id])
+        return reached

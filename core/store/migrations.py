@@ -271,3 +271,82 @@ def m003_trials(db: sqlite_utils.Database) -> None:
         CREATE INDEX trials_project ON trials(project, study);
         """
     )
+
+
+@migration
+def m006_output_candidates(db: sqlite_utils.Database) -> None:
+    """Several answers of one model to the same review prompt (a causal-LM trainer's
+    ``num_return_sequences``), for experts to rank side by side.
+
+    Every answer is a row of ``outputs``; ``candidate`` numbers them per prompt: 0 is the output
+    (what samplers choose from, what later cycles are compared with), 1, 2, ... the further
+    candidates, which are rated only in pairs. Rows from before this migration are candidate 0.
+    """
+    db.executescript(
+        """
+        ALTER TABLE outputs ADD COLUMN candidate INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX outputs_candidates ON outputs(cycle_id, example_id, candidate);
+        """
+    )
+
+
+@migration
+def m007_loop_indexes(db: sqlite_utils.Database) -> None:
+    """Indexes for the queries every cycle's review step runs, so it stays linear in the pool.
+
+    - ``outputs(input, cycle_id)``: ``pairing.previous_outputs`` joins a cycle's outputs to the
+      previous cycle's by input (without it, a scan of ``outputs`` per output: 104 s for a
+      9,000-item pool after a few cycles), and feedback import finds an output by its input.
+    - ``feedback_usage(cycle_id)``: which ratings trained a cycle (status, reports, resume).
+    - ``review_queue(cycle_id)``: a resumed cycle clears its own queue items.
+    """
+    db.executescript(
+        """
+        CREATE INDEX IF NOT EXISTS outputs_input ON outputs(input, cycle_id);
+        CREATE INDEX IF NOT EXISTS feedback_usage_cycle ON feedback_usage(cycle_id);
+        CREATE INDEX IF NOT EXISTS review_queue_cycle ON review_queue(cycle_id);
+        """
+    )
+
+
+@migration
+def m008_review_leases_and_sessions(db: sqlite_utils.Database) -> None:
+    """Claims on queue items and server-side login sessions for the review app.
+
+    ``review_leases``: an expert who is shown an item holds it until ``expires_at`` (renewed
+    while the page is open, dropped on save, skip or logout). With ``ratings_needed`` k, the
+    experts who rated an item plus those holding a live lease never exceed k, so no one is handed
+    a slot that is already taken. ``queue_id`` has no foreign key on purpose: ``review_queue``
+    has been rebuilt by a migration before, and a lease is worthless once its item is gone.
+
+    ``review_sessions``: a login, kept in the database so that a reload or a new tab finds it
+    again from the browser's HttpOnly cookie. Only SHA-256 hashes of the cookie's token and of
+    the one-time grant that sets the cookie are stored. ``ended_at`` set: logged out
+    everywhere (every tab holding this session is logged out at its next request).
+    """
+    db.executescript(
+        """
+        CREATE TABLE review_leases (
+            queue_id INTEGER NOT NULL,
+            reviewer_id INTEGER NOT NULL REFERENCES reviewers(id),
+            claimed_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            PRIMARY KEY (queue_id, reviewer_id)
+        );
+        CREATE INDEX review_leases_reviewer ON review_leases(reviewer_id, expires_at);
+        CREATE TABLE review_sessions (
+            id INTEGER PRIMARY KEY,
+            reviewer_id INTEGER NOT NULL REFERENCES reviewers(id),
+            token_hash TEXT UNIQUE,            -- sha256 of the cookie's token, once set
+            grant_hash TEXT UNIQUE,            -- sha256 of the one-time code that sets it
+            grant_expires_at TEXT,
+            single_sign_on INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,          -- idle expiry, moved on by activity
+            ends_at TEXT NOT NULL,             -- absolute end, whatever the activity
+            ended_at TEXT,                     -- logged out (or ended by an admin)
+            ended_reason TEXT
+        );
+        CREATE INDEX review_sessions_reviewer ON review_sessions(reviewer_id);
+        """
+    )

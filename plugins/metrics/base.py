@@ -90,3 +90,8 @@ class EvaluateModuleMetric(Metric):
 
     def figures(self, result: dict[str, Any]) -> dict[str, float]:
         return {self.name: float(result[self.module or self.name])}
+
+    def figure_names(self) -> list[str] | None:
+        """The figure ``figures`` gives by default: the metric's name (subclasses that override
+        ``figures`` override this too)."""
+        return [self.name]

@@ -56,6 +56,10 @@ class AveragedLabelMetric(LabelMetric):
         figure = self.name if average == "macro" else f"{self.name}_{average}"
         return {figure: float(result[self.name])}
 
+    def figure_names(self) -> list[str] | None:
+        average = self.options.average
+        return [self.name if average == "macro" else f"{self.name}_{average}"]
+
 
 class Precision(AveragedLabelMetric):
     """Precision per label (of its predictions, the fraction that were right), averaged."""
@@ -90,6 +94,9 @@ class PerClass(EvaluateModuleMetric):
                 figures[f"{figure}[{label}]"] = float(result[figure][index])
         return figures
 
+    def figure_names(self) -> list[str] | None:
+        return None  # one per label: known from the data only
+
 
 class ConfusionMatrix(EvaluateModuleMetric):
     """The confusion matrix as counts: ``confusion[<reference>][<predicted>]``, the cells that are
@@ -102,6 +109,9 @@ class ConfusionMatrix(EvaluateModuleMetric):
         labels = result["labels"]
         return {f"confusion[{labels[i]}][{labels[j]}]": float(count)
                 for i, row in enumerate(result["matrix"]) for j, count in enumerate(row) if count}
+
+    def figure_names(self) -> list[str] | None:
+        return None  # one per pair of labels: known from the data only
 
 
 class CalibrationOptions(Options):
@@ -135,6 +145,9 @@ class ExpectedCalibrationError(EvaluateModuleMetric):
             bins=self.options.bins)
         return {"ece": float(result["ece"])}
 
+    def figure_names(self) -> list[str] | None:
+        return ["ece"]
+
 
 class TopKOptions(Options):
     k: int = Field(3, ge=1, description="how many of the highest-scored labels count as a hit")
@@ -163,3 +176,6 @@ class TopKAccuracy(EvaluateModuleMetric):
         result = load_module(self.name).compute(predictions=rows, references=targets,
                                                 k=self.options.k)
         return {f"top_{self.options.k}_accuracy": float(result["top_k_accuracy"])}
+
+    def figure_names(self) -> list[str] | None:
+        return [f"top_{self.options.k}_accuracy"]

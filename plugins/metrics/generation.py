@@ -73,6 +73,9 @@ class Rouge(EvaluateModuleMetric):
     def figures(self, result: dict[str, Any]) -> dict[str, float]:
         return {name: float(result[name]) for name in self.options.rouge_types}
 
+    def figure_names(self) -> list[str] | None:
+        return list(self.options.rouge_types)
+
 
 class Length(EvaluateModuleMetric):
     """Output and reference lengths in words: ``output_words_mean``, ``output_words_max``,
@@ -83,6 +86,10 @@ class Length(EvaluateModuleMetric):
 
     def figures(self, result: dict[str, Any]) -> dict[str, float]:
         return {name: float(value) for name, value in result.items()}
+
+    def figure_names(self) -> list[str] | None:
+        return ["output_words_mean", "output_words_max", "reference_words_mean", "length_ratio",
+                "empty_rate"]
 
 
 class Perplexity(Metric):
@@ -108,3 +115,6 @@ class Perplexity(Metric):
             return {"perplexity": math.exp(mean_nll)}
         except OverflowError:
             return {"perplexity": math.inf}
+
+    def figure_names(self) -> list[str] | None:
+        return ["perplexity"]

@@ -30,6 +30,7 @@ first one stops the load; ``on_error: skip`` skips each bad record instead and k
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,13 +91,15 @@ class RecordSourceOptions(SourceOptions):
     ``fields`` maps tuneloop's fields to columns (see the module docstring); ``on_error`` is
     ``raise`` (stop at the first bad record) or ``skip`` (skip and report them); by default it is
     ``data.on_error``. ``chat_format`` renders ``messages`` as plain ``role: text`` lines, or with
-    the model tokenizer's chat template (``tokenizer``); ``chat_turns: each`` makes one example per
+    the model tokenizer's chat template (``tokenizer``), or keeps them as a chat (``messages``: the
+    input is the JSON list of turns before the answer, which the causal-LM trainer renders with the
+    chat template and trains on every assistant turn of); ``chat_turns: each`` makes one example per
     assistant turn instead of one per chat (the last turn).
     """
 
     fields: dict[str, StrictStr | StrictInt] = {}
     on_error: Literal["raise", "skip"] | None = None
-    chat_format: Literal["plain", "tokenizer"] = "plain"
+    chat_format: Literal["plain", "tokenizer", "messages"] = "plain"
     chat_turns: Literal["last", "each"] = "last"
 
     @field_validator("fields")
@@ -323,8 +326,9 @@ class RecordSource(DataSource):
 
     @property
     def needs_tokenizer(self) -> bool:
-        """Rendering chats with the model's chat template needs its tokenizer."""
-        return self.options.chat_format == "tokenizer"
+        """Rendering chats with the model's chat template needs its tokenizer (``messages``: to
+        check that it has one before anything trains)."""
+        return self.options.chat_format in ("tokenizer", "messages")
 
     @property
     def path(self) -> str:
@@ -340,6 +344,7 @@ class RecordSource(DataSource):
 
     def load(self) -> Iterator[Example]:
         mapping = FieldMap(self.options.fields)
+        self._check_chat_template()
         skip = self.options.on_error == "skip"
         self.skipped = []
         self._plans = {}
@@ -426,7 +431,12 @@ class RecordSource(DataSource):
         if "target" in values:
             raise BadValue("a chat's completion is its last assistant turn; do not map a target "
                            "as well")
-        turns = chat_turns(value, column)
+        return self.chat_examples(chat_turns(value, column), values, position)
+
+    def chat_examples(self, turns: list[dict[str, str]], values: dict[str, Any],
+                      position: Position) -> list[Example]:
+        """The example(s) of a checked chat: each cut before an answered assistant turn makes a
+        prompt (the turns before it, rendered by ``chat_format``) and its completion (the turn)."""
         answers = [i for i, turn in enumerate(turns) if turn["role"] == "assistant"]
         if self.options.chat_turns == "each" and answers:
             cuts = answers
@@ -436,6 +446,10 @@ class RecordSource(DataSource):
             cuts = []  # the chat ends with the user's turn: a prompt to answer (unlabeled)
         made = []
         for cut in cuts or [len(turns)]:
+            if self.options.chat_format == "messages" and not any(
+                    turn["role"] not in ("assistant", "system") for turn in turns[:cut]):
+                raise BadValue(f"messages[{cut}]: an assistant turn with no user turn before it "
+                               f"has nothing to answer")
             prompt = self._render(turns[:cut])
             target = (" " + turns[cut]["content"] if self.options.chat_format == "plain"
                       else turns[cut]["content"]) if cut < len(turns) else None
@@ -448,6 +462,8 @@ class RecordSource(DataSource):
     def _render(self, turns: list[dict[str, str]]) -> str:
         if self.options.chat_format == "plain":
             return render_plain(turns)
+        if self.options.chat_format == "messages":
+            return json.dumps(turns, ensure_ascii=False)
         tokenizer = self.tokenizer
         if tokenizer is None:
             raise DataError(self.path, "chat_format: tokenizer needs the model's tokenizer, which "
@@ -456,3 +472,15 @@ class RecordSource(DataSource):
             raise DataError(self.path, "chat_format: tokenizer, but the model's tokenizer has no "
                                        "chat template; use chat_format: plain")
         return tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+
+    def _check_chat_template(self) -> None:
+        """``chat_format: messages`` leaves the rendering to the trainer, through the model's chat
+        template: a model without one is refused here, before a cycle starts, rather than at the
+        first training step. (Without a tokenizer, as in a unit test, the trainer checks.)"""
+        if self.options.chat_format != "messages" or self.tokenizer is None:
+            return
+        if not getattr(self.tokenizer, "chat_template", None):
+            name = getattr(self.tokenizer, "name_or_path", "") or "the model"
+            raise DataError(self.path, f"chat_format: messages trains through the model's chat "
+                                       f"template, and the tokenizer of {name} has none; use "
+                                       f"chat_format: plain (role: text lines) or a model with one")

@@ -10,10 +10,14 @@ Two shapes of example, told apart per example (``format: auto``) or fixed by the
   assistant message. The loss covers the assistant turns only (their content and the template's
   end-of-turn marker), found by rendering the conversation a turn at a time.
 
-Validation is the loss on the validation completions; the best checkpoint is the one with the
-lowest. ``predict`` generates greedily and, for examples with a reference completion, scores the
-reference too (summed negative log-likelihood and token count in ``Prediction.extra``), so
-perplexity needs no second pass over the model.
+Validation is the loss on the validation completions and, with ``generation_eval_samples``, the
+configured generation metrics on a fixed sample of them (``generation.GenerationEvaluator``); the
+best checkpoint is the one with the lowest loss, or the best ``select_metric``. ``predict``
+generates in left-padded batches with the trainer's decoding options (``generation``) and, for
+examples with a reference completion, scores the reference too (summed negative log-likelihood
+and token count in ``Prediction.extra``), so perplexity needs no second pass over the model. For
+the review split, ``num_return_sequences`` answers per prompt come back: the first as the output,
+the others as ``Prediction.candidates``.
 
 torch and transformers are imported inside functions: registering this trainer stays cheap.
 """
@@ -23,11 +27,17 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
+from pydantic import Field
+
 from tuneloop.components import Example, Options, Prediction, Regularizer, Trainer, TrainResult
 from tuneloop.errors import ConfigError, TuneloopError
+from tuneloop.plugins.trainers.generation import GenerationEvaluator, GenerationOptions
 from tuneloop.plugins.trainers.recipe import TaskRecipe
+from tuneloop.plugins.trainers.sharding import FSDPOptions
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
     import torch
 
     from tuneloop.context import CycleContext
@@ -35,8 +45,22 @@ if TYPE_CHECKING:  # pragma: no cover
 IGNORED = -100  # the label cross-entropy skips: prompt and padding positions
 
 
-class CausalLMOptions(Options):
+class CausalLMOptions(GenerationOptions):
+    """``format``: how an example's input is read (``auto``: a chat when it parses as one); the
+    decoding and generation-metric options come from ``GenerationOptions``."""
+
     format: Literal["auto", "text", "messages"] = "auto"
+    # -- memory and scale (the training side; see docs/plugins/trainers.md) ----------------------
+    gradient_checkpointing: bool = Field(
+        False, description="recompute each layer's activations in the backward pass (non-reentrant "
+                           "torch checkpointing): much less memory, about a third more compute")
+    packing: bool = Field(
+        False, description="several short examples per sequence of model.max_length tokens "
+                           "(best-fit decreasing), attention kept inside each example; batch_size "
+                           "then counts packed sequences")
+    fsdp: FSDPOptions | None = Field(
+        None, description="shard the model across the torchrun processes with FSDP "
+                          "(fsdp: {} for the defaults)")
 
 
 class CausalLMTrainer(Trainer):
@@ -51,10 +75,13 @@ class CausalLMTrainer(Trainer):
               regularizers: list[Regularizer]) -> TrainResult:
         from tuneloop.plugins.trainers import common
 
-        self.check_select_metric(context)
         with_targets = {name: self.training_examples(splits.get(name) or [])
                         for name in ("train", "validation")}
-        return common.train(context, with_targets, regularizers, self.recipe(context))
+        recipe = self.recipe(context)
+        recipe.evaluator = GenerationEvaluator(context, self.options,
+                                               splits.get("validation") or [])
+        recipe.evaluator.check_select_metric(self.name)
+        return common.train(context, with_targets, regularizers, recipe)
 
     def training_examples(self, examples: list[Example]) -> list[Example]:
         """What this trainer learns from: supervised finetuning leaves out answers an expert
@@ -66,19 +93,14 @@ class CausalLMTrainer(Trainer):
     def recipe(self, context: "CycleContext") -> "CausalLMRecipe":
         return CausalLMRecipe(context, self.options)
 
-    def check_select_metric(self, context: "CycleContext") -> None:
-        if context.select_metric != "loss":
-            where = str(context.config.config_path or "config")
-            raise ConfigError(where, [f'training.select_metric: {self.name} selects checkpoints by '
-                                      f'validation loss, not "{context.select_metric}"; set it to '
-                                      f"loss or leave it out"])
-
     def predict(self, model_dir: str, examples: list[Example],
                 context: "CycleContext") -> list[Prediction]:
-        """Greedy completions with their mean token probability, and the reference's likelihood."""
+        """Completions (decoded as the options say) with their mean token probability, and the
+        reference's likelihood; for the review split (``context.predicting``),
+        ``num_return_sequences`` answers per prompt, the others in ``Prediction.candidates``."""
         import torch
 
-        from tuneloop.plugins.trainers import common
+        from tuneloop.plugins.trainers import common, generation
 
         recipe = CausalLMRecipe(context, self.options)
         with common.quiet_transformers_progress():
@@ -86,23 +108,32 @@ class CausalLMTrainer(Trainer):
         device = common.device()
         model.to(device).eval()
 
-        prompts = [example.input for example in examples]
-        batches = common.batches_by_length(prompts, context.config.training.eval_batch_size)
-        predictions: dict[int, Prediction] = {}
-        with context.progress.task("generating", len(batches)) as advance, torch.inference_mode():
-            for batch in batches:
-                batch_examples = [examples[index] for index in batch]
-                completions = generate(model, tokenizer,
-                                       [recipe.prompt_ids(example, tokenizer)
-                                        for example in batch_examples],
-                                       context.config.training.max_new_tokens, device)
-                references = reference_likelihoods(model, tokenizer, batch_examples, recipe, device)
-                for index, example, (text, confidence), extra in zip(
-                        batch, batch_examples, completions, references):
-                    predictions[index] = Prediction(example_id=example.id, output=text,
-                                                    confidence=confidence, extra=extra)
+        size = generation.batch_size(self.options, context)
+        answers_per_prompt = (self.options.num_return_sequences
+                              if context.predicting == "review" else 1)
+        prompt_ids = [recipe.prompt_ids(example, tokenizer) for example in examples]
+        batches = (len(examples) + size - 1) // size
+        with context.progress.task("generating", 2 * batches) as advance, torch.inference_mode():
+            answers = generation.generate_answers(
+                model, tokenizer, prompt_ids, self.options,
+                new_tokens=generation.max_new_tokens(self.options, context), batch_size=size,
+                answers_per_prompt=answers_per_prompt, seed=context.seed, advance=advance)
+            extras: list[dict[str, float]] = [{} for _ in examples]
+            for batch in common.batches_by_length([example.input for example in examples], size):
+                scored = reference_likelihoods(model, tokenizer,
+                                               [examples[index] for index in batch], recipe, device)
+                for index, extra in zip(batch, scored):
+                    extras[index] = extra
                 advance(1)
-        return [predictions[index] for index in range(len(examples))]
+        predictions = []
+        for example, found, extra in zip(examples, answers, extras):
+            (text, confidence), others = found[0], found[1:]
+            predictions.append(Prediction(
+                example_id=example.id, output=text, confidence=confidence, extra=extra,
+                candidates=[Prediction(example_id=example.id, output=other_text,
+                                       confidence=other_confidence)
+                            for other_text, other_confidence in others]))
+        return predictions
 
 
 class CausalLMRecipe(TaskRecipe):
@@ -111,9 +142,12 @@ class CausalLMRecipe(TaskRecipe):
     def __init__(self, context: "CycleContext", options: CausalLMOptions | None = None):
         self.max_length = context.config.model.max_length
         self.format = (options or CausalLMOptions()).format
+        self.scale = options or CausalLMOptions()  # gradient_checkpointing, packing, fsdp
+        self.quantization = context.config.model.quantization
+        self.evaluator: GenerationEvaluator | None = None  # set by the trainer before training
 
     def load(self, model_dir: str) -> tuple[Any, Any]:
-        return load_causal_lm(model_dir)
+        return load_causal_lm(model_dir, self.quantization)
 
     def is_chat(self, example: Example) -> bool:
         if self.format == "auto":
@@ -144,18 +178,95 @@ class CausalLMRecipe(TaskRecipe):
         return ids[-(self.max_length - 1):]
 
     def collator(self, tokenizer: Any) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
+        if self.scale.packing:
+            from tuneloop.plugins.trainers.packing import PackedCollator
+
+            return PackedCollator(tokenizer.pad_token_id)
         return CompletionCollator(tokenizer.pad_token_id)
 
     def position_losses(self, logits: "torch.Tensor", labels: "torch.Tensor",
                         label_smoothing: float) -> tuple["torch.Tensor", "torch.Tensor"]:
         return next_token_losses(logits, labels, label_smoothing)
 
+    # -- memory and scale: packing, activation checkpointing, k-bit loading, FSDP ----------------
+
+    def pack(self, features: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """With ``packing``, the training features packed into rows of ``max_length`` tokens."""
+        if not self.scale.packing:
+            return features
+        from tuneloop.plugins.trainers.packing import pack_features
+
+        return pack_features(features, self.max_length)
+
+    def losses(self, model: Any, inputs: dict[str, "torch.Tensor"],
+               label_smoothing: float) -> tuple["torch.Tensor", "torch.Tensor", Any]:
+        """As ``TaskRecipe.losses``; a packed batch (``packing``) also carries which tokens are
+        real (counted by the loop as padding, not given to the model) and each token's example
+        weight, which scales that token's loss. No cache: transformers keeps packed examples
+        apart only in a forward pass without one."""
+        from tuneloop.plugins.trainers import packing
+
+        inputs.pop(packing.REAL_TOKENS, None)
+        token_weight = inputs.pop(packing.TOKEN_WEIGHT, None)
+        if token_weight is None:
+            return super().losses(model, inputs, label_smoothing)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs, use_cache=False)
+        losses, mask = self.position_losses(outputs.logits, labels, label_smoothing)
+        return losses * token_weight[:, 1:].to(losses.dtype), mask, outputs
+
+    def adjust_model(self, model: Any) -> Any:
+        """Before LoRA: peft's k-bit preparation for a quantized model (``model.quantization``),
+        and activation checkpointing (``gradient_checkpointing``; non-reentrant, so frozen
+        layers under LoRA still pass gradients back, transformers makes the inputs require
+        gradients for that)."""
+        from tuneloop.plugins.trainers import quantization
+
+        checkpointing = self.scale.gradient_checkpointing
+        if self.quantization is not None:
+            model = quantization.prepare_for_training(model, checkpointing)
+        elif checkpointing:
+            model.activation_checkpointing_enable(
+                activation_checkpointing_kwargs={"use_reentrant": False})
+        if checkpointing:
+            model.config.use_cache = False  # a cache is useless in training and warns
+        return model
+
+    def save(self, model: Any, tokenizer: Any, directory: "Path", lora_save: str | None) -> None:
+        """As ``TaskRecipe.save``; a quantized model's adapters merge into its base reloaded
+        unquantized (``quantization.save_merged``)."""
+        if self.quantization is not None and lora_save != "adapter":
+            from tuneloop.plugins.trainers import quantization
+
+            quantization.save_merged(model, tokenizer, directory, self.quantization)
+            return
+        super().save(model, tokenizer, directory, lora_save)
+
+    def training_arguments(self) -> dict[str, Any]:
+        """``TrainingArguments`` keywords of the trainer's options (FSDP)."""
+        if self.scale.fsdp is None:
+            return {}
+        from tuneloop.plugins.trainers import sharding
+
+        return sharding.training_arguments(self.scale.fsdp)
+
     def greater_is_better(self, select_metric: str) -> bool:
-        return False  # the loss
+        if self.evaluator is None:
+            return select_metric != "loss"
+        return self.evaluator.greater_is_better(select_metric)
+
+    def evaluation_figures(self, model: Any, tokenizer: Any) -> dict[str, float]:
+        """The generation metrics on the fixed validation sample (none without
+        ``generation_eval_samples``)."""
+        if self.evaluator is None:
+            return {}
+        return self.evaluator.figures(model, tokenizer,
+                                      lambda example: self.prompt_ids(example, tokenizer))
 
 
-def load_causal_lm(model_dir: str) -> tuple[Any, Any]:
-    """The model and its tokenizer, with a pad token (eos when the tokenizer has none, as GPT-2)."""
+def load_causal_lm(model_dir: str, quantization: Any = None) -> tuple[Any, Any]:
+    """The model and its tokenizer, with a pad token (eos when the tokenizer has none, as GPT-2);
+    loaded in 4 or 8 bits (bitsandbytes) when ``quantization`` (``model.quantization``) says so."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tuneloop.plugins.trainers.adjustments import load_pretrained
@@ -167,8 +278,13 @@ def load_causal_lm(model_dir: str) -> tuple[Any, Any]:
                             f"every completion with one so the model learns to stop")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    kwargs: dict[str, Any] = {}
+    if quantization is not None:
+        from tuneloop.plugins.trainers import quantization as kbit
+
+        kwargs = kbit.loading_arguments(quantization)
     with quiet_loading():
-        model = load_pretrained(AutoModelForCausalLM, model_dir)
+        model = load_pretrained(AutoModelForCausalLM, model_dir, **kwargs)
     return model, tokenizer
 
 
@@ -323,33 +439,6 @@ def next_token_losses(logits: "torch.Tensor", labels: "torch.Tensor",
 # --------------------------------------------------------------------------------------------------
 # Prediction
 # --------------------------------------------------------------------------------------------------
-
-
-def generate(model: Any, tokenizer: Any, prompt_ids: list[list[int]], max_new_tokens: int,
-             device: Any) -> list[tuple[str, float]]:
-    """Greedy completions of the prompts (left-padded into one batch) and their mean token
-    probability, counting the tokens up to and including the first eos."""
-    import torch
-
-    input_ids = pad(prompt_ids, tokenizer.pad_token_id, side="left").to(device)
-    attention_mask = pad([[1] * len(ids) for ids in prompt_ids], 0, side="left").to(device)
-    output = model.generate(input_ids=input_ids, attention_mask=attention_mask,
-                            max_new_tokens=max_new_tokens, do_sample=False,
-                            pad_token_id=tokenizer.pad_token_id,
-                            eos_token_id=tokenizer.eos_token_id,
-                            return_dict_in_generate=True, output_scores=True)
-    generated = output.sequences[:, input_ids.shape[1]:]
-    log_probabilities = model.compute_transition_scores(output.sequences, output.scores,
-                                                        normalize_logits=True)
-    results = []
-    for tokens, token_log_probabilities in zip(generated.tolist(), log_probabilities):
-        length = len(tokens)
-        if tokenizer.eos_token_id in tokens:
-            length = tokens.index(tokenizer.eos_token_id) + 1
-        text = tokenizer.decode(tokens[:length], skip_special_tokens=True).strip()
-        confidence = float(torch.exp(token_log_probabilities[:length].float()).mean())
-        results.append((text, confidence))
-    return results
 
 
 def reference_likelihoods(model: Any, tokenizer: Any, examples: list[Example],

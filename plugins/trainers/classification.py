@@ -22,12 +22,13 @@ torch and transformers are imported inside the methods: registering this trainer
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from tuneloop.components import Example, Options, Prediction, Regularizer, Trainer, TrainResult
 from tuneloop.errors import DataError, TuneloopError
@@ -41,10 +42,54 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class ClassificationOptions(Options):
+    """The trainer's options; the recipe ones (``steps``, ``head_learning_rate``, ``patience``,
+    ``evaluations``) are explained in ``tuneloop.plugins.trainers.budget``."""
+
     multi_label: bool = False
     label_separator: str = Field(",", min_length=1, description="between labels of one target")
     threshold: float = Field(0.5, gt=0, lt=1, description="multi-label: probability to predict")
     class_weights: Literal["balanced"] | dict[str, float] | None = None
+    steps: Literal["auto", "epochs"] | int = Field(
+        "auto", description="optimizer steps: auto sizes a budget to the data (training.epochs, "
+        "when the config sets it, wins); epochs: training.epochs; or a number")
+    head_learning_rate: float | Literal["auto"] | None = Field(
+        "auto", description="learning rate of a newly initialised head (auto: 30 x "
+        "training.learning_rate, at most 3e-3 but never below it; null: training.learning_rate)")
+    patience: int | None = Field(
+        4, ge=1, description="step budget: stop after this many validations without improvement "
+        "(null: train the whole budget)")
+    evaluations: int = Field(16, ge=1, description="step budget: validations over the budget")
+    calibrate: bool = Field(True, description="fit a temperature on validation so confidences "
+                            "(review order, ece) match accuracy")
+    pooling: Literal["auto", "mean", "cls"] = Field(
+        "auto", description="what the head reads: mean of the token states, or the first "
+        "token's pooler; auto: mean for a sentence-transformers encoder (see trainers.pooling)")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: the free "
+                                "usable cores; TUNELOOP_THREADS wins)")
+
+    @field_validator("steps")
+    @classmethod
+    def _positive_steps(cls, value: Any) -> Any:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("steps is auto, epochs or a number of steps (1 or more)")
+        return value
+
+    @field_validator("head_learning_rate")
+    @classmethod
+    def _positive_rate(cls, value: Any) -> Any:
+        if isinstance(value, float) and not value > 0:
+            raise ValueError("head_learning_rate must be above 0 (or auto, or null)")
+        return value
+
+
+@dataclasses.dataclass
+class EarlyStopSettings:
+    """What ``early_stopping_callback`` reads (the ``early_stopping`` regularizer's options):
+    the recipe stops on ``training.select_metric``."""
+
+    patience: int
+    metric: str | None = None
+    min_delta: float = 0.0
 
 
 class SequenceClassificationTrainer(Trainer):
@@ -64,40 +109,133 @@ class SequenceClassificationTrainer(Trainer):
                                           name)
                     for name in ("train", "validation")}
         recipe.fit_class_weights(labelled["train"])
-        return common.train(context, labelled, regularizers, recipe)
+        result = common.train(context, labelled, regularizers, recipe)
+        if not self.options.multi_label:
+            figures = calibrate(result.model_dir, labelled["validation"], context,
+                                self.options.calibrate)
+            if isinstance(result.extra.get("recipe"), dict):
+                result.extra["recipe"].update(figures)
+        return result
 
     def predict(self, model_dir: str, examples: list[Example],
                 context: "CycleContext") -> list[Prediction]:
-        """Each example's label(s), every label's probability, the loss on its target."""
+        """Each example's label(s), every label's probability (single-label: softmax of the
+        logits over the temperature fitted on validation), the loss on its target, and the
+        input's embedding (mean of the last hidden states) for the review samplers."""
         import numpy as np
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from tuneloop.plugins.trainers import adjustments, common
-
-        with common.quiet_transformers_progress(), common.quiet_loading():
-            tokenizer = AutoTokenizer.from_pretrained(model_dir)
-            model = adjustments.load_pretrained(AutoModelForSequenceClassification, model_dir)
-        device = common.device()
-        model.to(device).eval()
+        model, tokenizer = load_for_prediction(model_dir)
         label_names = [model.config.id2label[index] for index in range(model.config.num_labels)]
         multi_label = model.config.problem_type == "multi_label_classification"
-
-        texts = [example.input for example in examples]
-        batches = common.batches_by_length(texts, context.config.training.eval_batch_size)
-        probabilities = np.zeros((len(examples), len(label_names)), dtype=np.float64)
-        with context.progress.task("predicting", len(batches)) as advance, torch.inference_mode():
-            for batch in batches:
-                encoded = tokenizer([texts[index] for index in batch], truncation=True,
-                                    max_length=context.config.model.max_length, padding=True,
-                                    return_tensors="pt").to(device)
-                logits = model(**encoded).logits.float()
-                scores = torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)
-                probabilities[batch] = scores.cpu().numpy()
-                advance(1)
+        logits, embeddings = forward_batches(model, tokenizer, [e.input for e in examples],
+                                             context, progress=True)
         if multi_label:
-            return multi_label_predictions(probabilities, examples, label_names, self.options)
-        return predictions_from_probabilities(probabilities, examples, label_names)
+            probabilities = sigmoid(logits)
+            predictions = multi_label_predictions(probabilities, examples, label_names,
+                                                  self.options)
+        else:
+            temperature = float(getattr(model.config, TEMPERATURE_KEY, None) or 1.0)
+            predictions = predictions_from_probabilities(softmax(logits / temperature), examples,
+                                                         label_names, softmax(logits))
+        for prediction, row in zip(predictions, embeddings):
+            prediction.embedding = np.asarray(row, dtype=np.float32)
+        return predictions
+
+
+# --------------------------------------------------------------------------------------------------
+# Prediction and calibration
+# --------------------------------------------------------------------------------------------------
+
+TEMPERATURE_KEY = "tuneloop_temperature"
+
+
+def load_for_prediction(model_dir: str) -> tuple[Any, Any]:
+    """The saved classifier (pooled as it was trained) and its tokenizer, in eval mode on this
+    process's device."""
+    from transformers import AutoTokenizer
+
+    from tuneloop.plugins.trainers import common, pooling
+
+    with common.quiet_transformers_progress(), common.quiet_loading():
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model = pooling.load_classifier(model_dir)
+    model.to(common.device()).eval()
+    return model, tokenizer
+
+
+def forward_batches(model: Any, tokenizer: Any, texts: list[str], context: "CycleContext",
+                    progress: bool = False) -> tuple["numpy.ndarray", "numpy.ndarray"]:
+    """Logits and embeddings (masked mean of the last hidden states) of ``texts``, in their
+    order, computed in batches of similar length (``training.eval_batch_size``)."""
+    import numpy as np
+    import torch
+
+    from tuneloop.plugins.trainers import common
+
+    device = next(model.parameters()).device
+    batches = common.batches_by_length(texts, context.config.training.eval_batch_size)
+    logits = np.zeros((len(texts), model.config.num_labels), dtype=np.float64)
+    embeddings = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    task = (context.progress.task("predicting", len(batches)) if progress
+            else contextlib.nullcontext(lambda steps: None))
+    with task as advance, torch.inference_mode():
+        for batch in batches:
+            encoded = tokenizer([texts[index] for index in batch], truncation=True,
+                                max_length=context.config.model.max_length, padding=True,
+                                return_tensors="pt").to(device)
+            outputs = model(**encoded, output_hidden_states=True)
+            logits[batch] = outputs.logits.float().cpu().numpy()
+            mask = encoded["attention_mask"].unsqueeze(-1).float()
+            last = outputs.hidden_states[-1].float()
+            embeddings[batch] = ((last * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+                                 ).cpu().numpy()
+            advance(1)
+    return logits, embeddings
+
+
+def fit_temperature(logits: "numpy.ndarray", targets: "numpy.ndarray") -> float:
+    """The temperature that minimises the negative log-likelihood of ``targets`` under
+    ``softmax(logits / T)`` (Guo et al. 2017, "On Calibration of Modern Neural Networks"), searched
+    on log T in [1/4, 20] with scipy's bounded scalar minimiser (a validation split the model
+    gets entirely right would otherwise sharpen every probability towards 1)."""
+    import numpy as np
+    from scipy.optimize import minimize_scalar
+
+    rows = np.arange(len(targets))
+
+    def nll(log_temperature: float) -> float:
+        scaled = logits / math.exp(log_temperature)
+        scaled = scaled - scaled.max(axis=1, keepdims=True)
+        log_sum = np.log(np.exp(scaled).sum(axis=1))
+        return float((log_sum - scaled[rows, targets]).mean())
+
+    found = minimize_scalar(nll, bounds=(-math.log(4), math.log(20)), method="bounded")
+    return float(math.exp(found.x))
+
+
+def calibrate(model_dir: str, validation: list[Example], context: "CycleContext",
+              enabled: bool) -> dict[str, float]:
+    """Fit the temperature on the validation split and record it in the saved model's config
+    (``tuneloop_temperature``; 1.0 without validation or when ``calibrate`` is off), so every
+    later prediction's probabilities are calibrated. Returns the figures for the cycle record."""
+    import numpy as np
+
+    from tuneloop import distributed
+
+    if not distributed.is_main_process():
+        return {}
+    model, tokenizer = load_for_prediction(model_dir)
+    temperature = 1.0
+    label_index = {model.config.id2label[index]: index for index in range(model.config.num_labels)}
+    known = [example for example in validation if example.target in label_index]
+    if enabled and known:
+        logits, _ = forward_batches(model, tokenizer, [example.input for example in known],
+                                    context)
+        targets = np.asarray([label_index[example.target] for example in known])
+        temperature = fit_temperature(logits, targets)
+    setattr(model.config, TEMPERATURE_KEY, temperature)
+    model.config.save_pretrained(model_dir)
+    return {"temperature": round(temperature, 4)}
 
 
 class ClassificationRecipe(TaskRecipe):
@@ -121,6 +259,10 @@ class ClassificationRecipe(TaskRecipe):
             self.label_names = list(context.labels)
         self.class_weights: dict[str, float] | None = None
         self._weight_tensor: "torch.Tensor | None" = None
+        self.fresh_head = True  # load() says whether the start model's head is kept
+        self._head_parameters: set[int] = set()
+        self._callbacks: list[Any] = []
+        self._report: dict[str, Any] = {}
 
     # -- labels --------------------------------------------------------------------------------
 
@@ -179,7 +321,7 @@ class ClassificationRecipe(TaskRecipe):
     def load(self, model_dir: str) -> tuple[Any, Any]:
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-        from tuneloop.plugins.trainers import adjustments
+        from tuneloop.plugins.trainers import adjustments, pooling
         from tuneloop.plugins.trainers.common import quiet_loading
 
         previous = trained_label_names(AutoConfig.from_pretrained(model_dir))
@@ -196,7 +338,60 @@ class ClassificationRecipe(TaskRecipe):
                 ignore_mismatched_sizes=True)  # another label count: a fresh head
         if previous is not None and previous != self.label_names:
             reset_classification_head(model)  # same count, other labels: the old rows mean nothing
+        self._report["pooling"] = pooling.apply(
+            model, pooling.wanted(self.options.pooling, model_dir, model.config))
+        self.fresh_head = (previous is None or previous != self.label_names
+                           or self.context.config.training.reinit_head)
+        prefix = f"{model.base_model_prefix}."
+        self._head_parameters = {id(parameter) for name, parameter in model.named_parameters()
+                                 if not name.startswith(prefix)}
         return model, AutoTokenizer.from_pretrained(model_dir)
+
+    # -- the step budget, the head's learning rate, early stopping ------------------------------
+
+    def configure_arguments(self, args: dict[str, Any], train_examples: int) -> None:
+        """A step budget sized to the data, validated over the budget, stopped early when
+        validation stops improving (``tuneloop.plugins.trainers.budget``)."""
+        from tuneloop.plugins.trainers import budget
+        from tuneloop.plugins.regularizers import early_stopping_callback
+
+        training = self.context.config.training
+        self._report.update(budget.configure(args, self.options.steps, self.options.evaluations,
+                                             training, train_examples))
+        self._callbacks = []
+        configured = {ref.name for ref in training.regularizers}
+        if (self._report["budget"] == "steps" and self.options.patience is not None
+                and "eval_strategy" in args and "early_stopping" not in configured):
+            stop = EarlyStopSettings(patience=self.options.patience)
+            stopped: dict[str, Any] = {}
+            self._callbacks.append(early_stopping_callback(
+                stop, self.greater_is_better(self.context.select_metric), stopped))
+            self._report["early_stopping"] = stopped
+            self._report["patience"] = self.options.patience
+
+    def callbacks(self) -> list[Any]:
+        return list(self._callbacks)
+
+    def head_rate(self) -> float | None:
+        """The learning rate of a newly initialised head, or None (the configured rate)."""
+        setting = self.options.head_learning_rate
+        if setting is None or not self.fresh_head:
+            return None
+        if setting == "auto":  # 30 times the body's, up to 3e-3 (never below the body's)
+            rate = self.context.config.training.learning_rate
+            return max(rate, min(30 * rate, 3e-3))
+        return float(setting)
+
+    def learning_rates(self, model: Any) -> dict[str, float]:
+        rate = self.head_rate()
+        if rate is None:
+            return {}
+        self._report["head_learning_rate"] = rate
+        return {name: rate for name, parameter in model.named_parameters()
+                if id(parameter) in self._head_parameters and parameter.requires_grad}
+
+    def report(self) -> dict[str, Any]:
+        return dict(self._report)
 
     def encode(self, example: Example, tokenizer: Any) -> dict[str, Any]:
         features = dict(tokenizer(example.input, truncation=True,
@@ -257,10 +452,11 @@ class ClassificationRecipe(TaskRecipe):
         else:
             predictions = predictions_from_probabilities(softmax(logits), examples,
                                                          self.label_names)
+        from tuneloop.interface_checks import metric_figures
+
         figures: dict[str, float] = {}
-        for metric in self.context.metrics:
-            figures.update({name: float(value) for name, value
-                            in metric.compute(predictions, examples).items()})
+        for metric in self.context.metrics:  # a broken metric is blamed on its own plugin
+            figures.update(metric_figures(metric, predictions, examples))
         select = self.context.select_metric
         if select != "loss" and select not in figures:
             raise TuneloopError(f'training.select_metric: "{select}" is not a validation figure; '
@@ -343,19 +539,24 @@ def sigmoid(logits: "numpy.ndarray") -> "numpy.ndarray":
 
 
 def predictions_from_probabilities(probabilities: "numpy.ndarray", examples: Sequence[Example],
-                                   label_names: list[str]) -> list[Prediction]:
+                                   label_names: list[str],
+                                   trained: "numpy.ndarray | None" = None) -> list[Prediction]:
     """Turn one row of label probabilities per example into predictions.
 
     ``extra["loss"]`` is the cross-entropy against the example's target when the model knows the
     target label: per-example losses let a review sampler or a report find the worst mistakes.
+    It comes from ``trained`` when given (the uncalibrated probabilities: the loss training
+    measured), else from ``probabilities``.
     """
     predictions = []
-    for example, row in zip(examples, probabilities):
+    for index, (example, row) in enumerate(zip(examples, probabilities)):
         best = int(row.argmax())
         scores = {label: float(probability) for label, probability in zip(label_names, row)}
         extra = {}
         if example.target in scores:
-            extra["loss"] = -math.log(max(scores[example.target], 1e-12))
+            source = row if trained is None else trained[index]
+            extra["loss"] = -math.log(max(float(source[label_names.index(example.target)]),
+                                          1e-12))
         predictions.append(Prediction(example_id=example.id, output=label_names[best],
                                       confidence=float(row[best]), scores=scores, extra=extra))
     return predictions

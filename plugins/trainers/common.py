@@ -111,6 +111,7 @@ def train(context: CycleContext, splits: dict[str, list[Example]],
                                for index, example in enumerate(session.validation)]
         recipe.add_reference(train_features, model, tokenizer)
         recipe.add_reference(validation_features, model, tokenizer)
+        train_features = recipe.pack(train_features)  # packing: several examples per row
         validates = bool(validation_features)
         score = recipe.validation_scorer() if validates else None
 
@@ -118,6 +119,8 @@ def train(context: CycleContext, splits: dict[str, list[Example]],
         args = training_arguments(context, checkpoint_dir, validates,
                                   greater_is_better=recipe.greater_is_better(context.select_metric),
                                   keeps_logits=score is not None)
+        args.update(recipe.training_arguments())  # the trainer's own options (FSDP)
+        recipe.configure_arguments(args, len(session.train))  # a step budget sized to the data
         for regularizer in regularizers:
             regularizer.configure(args)
             check_argument_names(args, regularizer)
@@ -130,6 +133,7 @@ def train(context: CycleContext, splits: dict[str, list[Example]],
                 raise PluginError(regularizer.name,
                                   "prepare(model) returned None; it must return the model")
             model = prepared
+        model = recipe.adjust_model(model)  # k-bit preparation, activation checkpointing
         if training.lora is not None:
             model = adjustments.add_lora(model, training.lora, context.task)
 
@@ -138,6 +142,7 @@ def train(context: CycleContext, splits: dict[str, list[Example]],
                              callbacks.ProgressCallback(context.progress, progress_scope)]
         if training.tensorboard and distributed.is_main_process():
             trainer_callbacks.append(callbacks.tensorboard(context.run_dir / "tensorboard"))
+        trainer_callbacks.extend(recipe.callbacks())
         for regularizer in regularizers:
             trainer_callbacks.extend(regularizer.callbacks())
         trainer = WeightedLossTrainer(
@@ -175,6 +180,9 @@ def train(context: CycleContext, splits: dict[str, list[Example]],
     extra["padding_fraction"] = trainer.padding.fraction()
     extra["regularizers"] = session.report
     extra["train_examples"] = len(session.train)
+    if recipe.report():
+        extra["recipe"] = recipe.report()
+    extra["train_rows"] = len(train_features)  # fewer than the examples when packed
     extra["arguments"] = {name: args[name] for name in RECORDED_ARGUMENTS if name in args}
     if resume_from is not None:
         extra["resumed_from_step"] = checkpoints.step_of(resume_from)
@@ -265,7 +273,8 @@ def precision_arguments(precision: str, context: CycleContext) -> dict[str, bool
 
 
 # The arguments that shape training, recorded with the cycle (the regularizers may have set them).
-RECORDED_ARGUMENTS = ("learning_rate", "num_train_epochs", "per_device_train_batch_size",
+RECORDED_ARGUMENTS = ("learning_rate", "num_train_epochs", "max_steps", "eval_steps",
+                      "per_device_train_batch_size",
                       "gradient_accumulation_steps", "lr_scheduler_type", "warmup_steps", "optim",
                       "weight_decay", "max_grad_norm", "label_smoothing_factor", "bf16", "fp16")
 
@@ -384,10 +393,32 @@ class WeightedLossTrainer(transformers.Trainer):
             loss = weighted_mean(losses, mask)
         return (loss, outputs) if return_outputs else loss
 
+    def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
+        """transformers' optimizer, with the recipe's own learning rates for some parameters
+        (a newly initialised head learns faster than the pretrained body)."""
+        from tuneloop.plugins.trainers.recipe import with_learning_rates
+
+        fresh = self.optimizer is None
+        optimizer = super().create_optimizer(model)
+        if fresh:
+            target = self.model if model is None else model
+            self.optimizer = with_learning_rates(optimizer, target,
+                                                 self.recipe.learning_rates(target))
+        return self.optimizer
+
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         if "loss" in logs:  # a training log line: add what the recipe gathered since the last one
             logs = {**logs, **self.recipe.pop_figures()}
         super().log(logs, *args, **kwargs)
+
+    def evaluation_loop(self, *args: Any, metric_key_prefix: str = "eval", **kwargs: Any) -> Any:
+        """transformers' evaluation, plus the recipe's figures on the model as it is (generation
+        metrics), before they are logged and the best checkpoint is chosen on them."""
+        output = super().evaluation_loop(*args, metric_key_prefix=metric_key_prefix, **kwargs)
+        figures = self.recipe.evaluation_figures(self.model, self.processing_class)
+        output.metrics.update({f"{metric_key_prefix}_{name}": value
+                               for name, value in figures.items()})
+        return output
 
     def create_scheduler(self, num_training_steps: int,
                          optimizer: torch.optim.Optimizer | None = None) -> Any:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from tuneloop.components import Example, Regularizer, TrainResult
 from tuneloop.plugins.trainers.causal_lm import (IGNORED, CausalLMOptions, CausalLMRecipe,
@@ -50,6 +50,14 @@ class DPOOptions(CausalLMOptions):
     beta: float = Field(0.1, gt=0, description="how far from the reference the policy may move")
     sft_weight: float = Field(1.0, ge=0, description="weight of the supervised loss on examples "
                                                      "without a preference")
+
+    @field_validator("packing")
+    @classmethod
+    def _no_packing(cls, packing: bool) -> bool:
+        if packing:
+            raise ValueError("preference trainers compare whole sequences of one example (chosen, "
+                             "rejected); packing is for causal_lm_sft")
+        return packing
 
 
 class KTOOptions(DPOOptions):
