@@ -66,6 +66,7 @@ def run_cycle(folder: Path, training: dict | None, quick: bool) -> dict:
             trainer = training["trainer"] = {"name": trainer}
         if trainer.get("steps", "auto") == "auto":
             trainer["steps"] = 60
+            trainer["evaluations"] = 4
         else:
             training["epochs"] = 1
     config = load_config(fewshot.project(folder, training, test_limit=600 if quick else None))

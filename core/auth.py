@@ -71,7 +71,7 @@ def public(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def is_locked(row: dict[str, Any], now: datetime) -> bool:
-    """Whether the row's lock (an ISO time set by ``Store.record_login_failure``) is still on."""
+    """Whether the row's lock (an ISO time set by ``Store.finish_login_attempt``) is still on."""
     if not row.get("locked_until"):
         return False
     until = datetime.fromisoformat(row["locked_until"])

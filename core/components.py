@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator, Literal
 
@@ -37,7 +38,10 @@ def content_id(input: str, target: str | None, *extra: object) -> str:
     return hashlib.sha1(payload.encode("utf-8")).hexdigest()[:16]
 
 
-@dataclass
+_INTERNED = 64  # targets up to this long (labels, short answers) are interned
+
+
+@dataclass(slots=True)  # a million examples in memory: no per-instance __dict__
 class Example:
     """One training or evaluation example.
 
@@ -64,6 +68,9 @@ class Example:
     desirable: bool | None = None
 
     def __post_init__(self) -> None:
+        if type(self.target) is str and len(self.target) <= _INTERNED:
+            # labels repeat across a million rows: one string each, not one per row
+            self.target = sys.intern(self.target)
         if not self.id:
             if self.rejected is None and self.desirable is None:
                 self.id = content_id(self.input, self.target)

@@ -251,7 +251,9 @@ class TrainingConfig(Strict):
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     eval_every: Literal["epoch"] | int = "epoch"
     select_metric: str | None = None
-    max_new_tokens: int = Field(32, ge=1)
+    max_new_tokens: int = Field(32, ge=1, description="deprecated: use training.trainer."
+                                                      "max_new_tokens (the causal-LM trainers' "
+                                                      "option), which wins when both are set")
     seed: int = 42
     regularizers: list[ComponentRef] = []
     # -- optimisation (the shared training loop in tuneloop.plugins.trainers.common) ---------------
@@ -271,9 +273,30 @@ class TrainingConfig(Strict):
     lora: LoraConfig | None = None
     # -- records and search --------------------------------------------------------------------
     tensorboard: bool = Field(True, description="write TensorBoard event files to the run folder")
+    report_to: list[Literal["tensorboard", "mlflow", "wandb"]] | None = Field(
+        None, description="experiment trackers that receive the training figures (transformers' "
+                          "integrations); when given, it replaces tensorboard")
     search_space: dict[str, SearchParameter] = Field(
         {}, description="tuneloop tune: training field paths (learning_rate, lora.r, "
                         "regularizers.dropout.p, trainer.<option>) to the values to try")
+
+    @field_validator("report_to")
+    @classmethod
+    def _trackers_installed(cls, value: list[str] | None) -> list[str] | None:
+        packages = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
+        missing = [name for name in value or [] if importlib.util.find_spec(packages[name]) is None]
+        if missing:
+            raise ValueError(f"{', '.join(missing)} is not installed (pip install "
+                             f"{' '.join(packages[name] for name in missing)})")
+        return list(dict.fromkeys(value)) if value is not None else None
+
+    @property
+    def trackers(self) -> list[str]:
+        """The trackers that get the training figures: ``report_to``, else TensorBoard when
+        ``tensorboard`` is on."""
+        if self.report_to is not None:
+            return list(self.report_to)
+        return ["tensorboard"] if self.tensorboard else []
 
     @field_validator("eval_every")
     @classmethod
@@ -308,6 +331,11 @@ class ReviewConfig(Strict):
     pairwise: bool = Field(False, description="also queue this cycle's output against the "
                                               "previous cycle's for the same input")
     pair_size: int = Field(20, ge=0, description="at most this many pairwise items per cycle")
+    guidelines: str | None = Field(None, description="a Markdown file of annotation guidelines "
+                                                     "(relative to this config), shown beside "
+                                                     "every item in the review app")
+    top_k: int = Field(3, ge=1, le=20, description="classification: the model's k most likely "
+                                                    "labels, with their scores, shown to experts")
 
 
 class FeedbackConfig(Strict):

@@ -282,7 +282,7 @@ def search_space_problems(config: "ProjectConfig", found: Any, where: Where) -> 
         section = _model_class(field.annotation)
         if not rest:
             if section is not None:
-                problems.append(f"{at}: {head} is a section; name one of its options "
+                problems.append(f"{at}: training.{head} is a section; name one of its options "
                                 f"({', '.join(f'{head}.{o}' for o in section.model_fields)})")
             continue
         if section is None:

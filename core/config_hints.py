@@ -106,6 +106,11 @@ FOREIGN_KEYS: dict[str, tuple[str, str]] = {
                                  "chat_format: plain renders role: text lines instead"),
     "chat_template": ("data.sources", "chats use the model tokenizer's chat template; a source's "
                                       "chat_format: plain renders role: text lines instead"),
+    # ---- experiment tracking -----------------------------------------------------------------
+    "wandb_project": ("training.report_to", "report_to: [wandb]; the project comes from "
+                                            "WANDB_PROJECT"),
+    "use_wandb": ("training.report_to", "report_to: [wandb]"),
+    "use_mlflow": ("training.report_to", "report_to: [mlflow]"),
     # ---- where things are written ------------------------------------------------------------
     "output_dir": ("runs_dir", "each cycle writes runs/cycle-N; tuneloop models export DIR "
                                "writes a model folder"),

@@ -201,7 +201,8 @@ class HeldBack:
             queued = len(self.back_in_queue)
             parts.append(f"experts disagree on {_items(len(self.disagree))}"
                          + (f", {queued} back in the queue for a tie-break" if queued else
-                            ", none requeued (feedback.on_disagreement: hold)"))
+                            ", not requeued yet: the next cycle does, unless "
+                            "feedback.on_disagreement is hold"))
         if self.waiting:
             parts.append(f"{_items(len(self.waiting))} waiting for more ratings")
         return f"Held back from training: {_items(self.total)} ({'; '.join(parts)})"

@@ -30,20 +30,9 @@ class Progress:
         if self.quiet:
             yield lambda n=1, info=None: None
             return
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
-                                   TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+        from tuneloop.progress_display import live  # 80 columns; plain lines without a TTY
 
-        columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
-        with RichProgress(*columns, transient=False) as bar:
-            task_id = bar.add_task(description, total=total, info="")
-
-            def advance(n: int = 1, info: str | None = None) -> None:
-                if info is None:
-                    bar.advance(task_id, n)
-                else:
-                    bar.update(task_id, advance=n, info=info)
-
+        with live(description, total) as advance:
             yield advance
 
 

@@ -121,7 +121,10 @@ def prepare_data(config: ProjectConfig, found: Any, store: Store | None) -> Prep
                     if split in ("validation", "test")}
         feedback_uses, refused, agreed = add_feedback(config, found, store, splits, held_out,
                                                       labels)
+        never_used = {rating.id for rating in store.current_ratings(unused_only=True)}
         report["feedback"] = {"ratings_used": len({use[0] for use in feedback_uses}),
+                              "new_ratings": len({use[0] for use in feedback_uses
+                                                  if use[0] in never_used}),
                               "examples": len(feedback_uses), "refused_held_out": refused,
                               "held_back_items": len(agreed.held),
                               "outvoted_ratings": len(agreed.outvoted)}
@@ -163,14 +166,15 @@ def add_feedback(config: ProjectConfig, found: Any, store: Store,
                  labels: list[str] | None) -> tuple[list[tuple[int, str, str]], int, Any]:
     """Run the feedback policies over ratings and add their examples to the training split.
 
-    Ratings already used by an earlier (not failed) cycle are not offered again unless the next
-    cycle starts from the base model, which has not learnt from them. Items the experts disagree
-    on are held back, and outvoted ratings left out (``tuneloop.consensus``).
+    Every current rating of every earlier cycle is offered, whichever model the cycle starts
+    from: a model that continues from the promoted one and trains on the new ratings alone drifts
+    away from what the older ones taught it, so old and new train together, and each cycle
+    records in ``feedback_usage`` every rating it trained on (the lineage). Items the experts
+    disagree on are held back, and outvoted ratings left out (``tuneloop.consensus``).
     """
     from tuneloop.consensus import agreed_ratings
 
-    unused_only = config.model.start_from == "promoted"
-    agreed = agreed_ratings(store, store.current_ratings(unused_only=unused_only),
+    agreed = agreed_ratings(store, store.current_ratings(unused_only=False),
                             task=config.task, min_agreement=config.feedback.min_agreement,
                             requeue=config.feedback.on_disagreement == "requeue")
     ratings = agreed.kept
@@ -616,7 +620,7 @@ def record_training(store: Store, cycle_id: int, result: TrainResult) -> None:
     import json
 
     recorded = ("padding_fraction", "regularizers", "arguments", "resumed_from_step",
-                "train_examples", "left_out_undesirable", "recipe")
+                "train_examples", "left_out_undesirable", "recipe", "train_rows", "fsdp")
     training = {name: result.extra[name] for name in recorded if name in result.extra}
     row = store.cycle(cycle_id)
     stats = json.loads(row["stats"]) if row and row.get("stats") else {}

@@ -86,9 +86,10 @@ def _convert(gguf_file: Path, folder: Path) -> None:
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=name)
         model = AutoModelForCausalLM.from_pretrained(where, gguf_file=name, dtype=torch.float32)
-    except (ValueError, KeyError, OSError, RuntimeError) as error:
-        raise TuneloopError(f"model.name: transformers cannot read {gguf_file}: "
-                            f"{str(error).splitlines()[0] if str(error) else error!r}") from None
+    except Exception as error:  # a foreign file: any failure to parse it is the file's problem
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise TuneloopError(f"model.name: transformers cannot read {gguf_file} as a GGUF model "
+                            f"({type(error).__name__}: {detail})") from None
     finally:
         transformers_logging.set_verbosity(verbosity)
     # transformers dequantizes the weights into plain float32 layers (without the optional GGUF

@@ -179,23 +179,22 @@ def metric_figures(metric: Any, predictions: list[Prediction],
     string is reported as the metric's plugin's fault, not as the trainer's AttributeError deep
     inside transformers' evaluation loop.
     """
-    owner = component_owner(metric)
     where = f'metric "{getattr(metric, "name", type(metric).__name__)}" compute'
     try:
         values = metric.compute(predictions, references)
     except TuneloopError:
         raise
-    except Exception as error:
-        raise PluginError(owner, f"{where} (during training): {type(error).__name__}: "
-                                 f"{error}") from error
+    except Exception as error:  # the owner is looked up on the way to an error only
+        raise PluginError(component_owner(metric), f"{where} (during training): "
+                                                   f"{type(error).__name__}: {error}") from error
     if not isinstance(values, dict):
-        raise PluginError(owner, f"{where} returned {_a(values)} during training, not a dict of "
-                                 f"numbers")
+        raise PluginError(component_owner(metric), f"{where} returned {_a(values)} during "
+                                                   f"training, not a dict of numbers")
     figures: dict[str, float] = {}
     for name, value in values.items():
         if not isinstance(name, str) or not _is_number(value):
-            raise PluginError(owner, f"{where} returned {name!r}: {_a(value)} during training, "
-                                     f"not a number")
+            raise PluginError(component_owner(metric), f"{where} returned {name!r}: "
+                                                       f"{_a(value)} during training, not a number")
         figures[name] = float(value)
     return figures
 

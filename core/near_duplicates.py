@@ -45,11 +45,32 @@ _PUNCTUATION = re.compile(r"[^\w\s]+")
 _SPACES = re.compile(r"\s+")
 
 
+def chat_text(text: str) -> str:
+    """A chat input (the JSON list of ``{"role", "content"}`` turns that instruction and chat
+    sources make) as its turns' contents, one per line, without system turns; any other text as
+    it is. Compared as JSON, two short chats share so much markup that they look alike whatever
+    their words; a system prompt is usually the same in every record of a dataset, and would
+    make every pair of short questions near copies."""
+    if not text.startswith("[{"):
+        return text
+    import json
+
+    try:
+        turns = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(turns, list) or not all(
+            isinstance(turn, dict) and isinstance(turn.get("content"), str) for turn in turns):
+        return text
+    spoken = [turn["content"] for turn in turns if turn.get("role") != "system"]
+    return "\n".join(spoken or [turn["content"] for turn in turns])
+
+
 def normalise(text: str) -> str:
-    """Text reduced to what a reader would call "the same words": Unicode-compatible forms
-    (NFKC), case-folded, apostrophes dropped ("what's" is "whats"), other punctuation a space,
-    whitespace collapsed."""
-    text = unicodedata.normalize("NFKC", text).casefold()
+    """Text reduced to what a reader would call "the same words": a chat's contents
+    (:func:`chat_text`), Unicode-compatible forms (NFKC), case-folded, apostrophes dropped
+    ("what's" is "whats"), other punctuation a space, whitespace collapsed."""
+    text = unicodedata.normalize("NFKC", chat_text(text)).casefold()
     text = _PUNCTUATION.sub(" ", _APOSTROPHES.sub("", text))
     return _SPACES.sub(" ", text).strip()
 
@@ -57,11 +78,12 @@ def normalise(text: str) -> str:
 def near_text(text: str) -> str:
     """What the near-duplicate check compares of ``text``: its normalised form, cut to the first
     ``MAX_CHARS`` characters (normalising at most ``RAW_CHARS`` characters of the raw text)."""
-    return normalise(text[:RAW_CHARS])[:MAX_CHARS]
+    return normalise(chat_text(text)[:RAW_CHARS])[:MAX_CHARS]
 
 
 def is_cut(text: str) -> bool:
     """Whether :func:`near_text` leaves part of ``text`` out."""
+    text = chat_text(text)
     return len(text) > RAW_CHARS or len(normalise(text)) > MAX_CHARS
 
 
@@ -185,6 +207,7 @@ class NearDuplicateIndex:
         """MinHash signatures ``[n, num_perm]`` (uint32) and band keys (``n`` lists of ints)."""
         import numpy as np
 
+        texts = [chat_text(text) for text in texts]
         normals = [normalise(text[:RAW_CHARS]) for text in texts]
         self.cut += sum(len(text) > RAW_CHARS or len(normal) > MAX_CHARS
                         for text, normal in zip(texts, normals))

@@ -221,7 +221,7 @@ def metric_sections(config: "ProjectConfig", figures: dict[int, dict[str, float]
                   for name in human]
         counts = "".join(
             f"<tr><td>{cycle}</td>" + "".join(
-                f'<td class="num">{_number(values.get(f"human.{name}"))}</td>'
+                f'<td class="num">{_number(values.get(f"human.{name}"), name)}</td>'
                 for name in ("ratings", "reviewers", *human)) + "</tr>"
             for cycle, values in figures.items() if any(k.startswith("human.") for k in values))
         header = "".join(f"<th>{escape(name)}</th>" for name in ("ratings", "reviewers", *human))
@@ -248,9 +248,9 @@ def detail_sections(store: "Store", config: "ProjectConfig", cycle_id: int,
             delta = None if mine is None or other is None else mine - other
             gain = improvement(name.partition(".")[2], delta) if delta else 0.0
             style = "better" if gain > 0 else "worse" if gain < 0 else ""
-            cells.append(f'<td class="num">{_number(other)}</td><td class="num {style}">'
+            cells.append(f'<td class="num">{_number(other, name)}</td><td class="num {style}">'
                          f"{'' if delta is None else f'{delta:+.4f}'}</td>")
-        rows.append(f"<tr><td>{escape(name)}</td><td class=\"num\">{_number(mine)}</td>"
+        rows.append(f"<tr><td>{escape(name)}</td><td class=\"num\">{_number(mine, name)}</td>"
                     + "".join(cells) + "</tr>")
     table = (f"<table><tr><th>figure</th><th>{columns[0]}</th><th>{escape(columns[1])}</th>"
              f"<th>Δ</th><th>{escape(columns[2])}</th><th>Δ</th></tr>{''.join(rows)}</table>")
@@ -282,5 +282,8 @@ def detail_sections(store: "Store", config: "ProjectConfig", cycle_id: int,
     return sections
 
 
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
+def _number(value: float | None, name: str | None = None) -> str:
+    """Four decimals, or a whole number for a count (see ``tuneloop.cli.models.figure``)."""
+    from tuneloop.cli.models import figure
+
+    return figure(value, name)

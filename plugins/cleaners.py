@@ -432,10 +432,10 @@ class DropDuplicates(Cleaner):
     """Drops exact duplicates of (normalised input, target), keeping the most protected copy.
 
     The input is compared case- and whitespace-insensitively (as the split key is: a trailing
-    newline or a double space is no difference), the target exactly but for whitespace at its
-    ends. The same input with a *different* target is not a duplicate: it is a conflicting label,
-    kept so the split keeps both copies together and a reviewer (or ``label_conflicts``) can
-    settle it. A duplicate would otherwise count twice in training and, worse, in the metrics.
+    newline or a double space is no difference), the target exactly (a completion's leading space
+    is part of what the model learns). The same input with a *different* target is not a
+    duplicate: it is a conflicting label, kept so the split keeps both copies together and a
+    reviewer (or ``label_conflicts``) can settle it. A duplicate would otherwise count twice in training and, worse, in the metrics.
 
     Which copy stays: the one a source pinned to the most protected split (test, then
     validation, review, train; an unpinned copy last), else the first. Sources are read in
@@ -449,26 +449,32 @@ class DropDuplicates(Cleaner):
     name = "drop_duplicates"
 
     def clean(self, examples: Iterable[Example], removed: Removal) -> Iterator[Example]:
-        from tuneloop.splitting import PIN_PRECEDENCE
-
-        rank = {split: len(PIN_PRECEDENCE) - number
-                for number, split in enumerate(PIN_PRECEDENCE)}  # test highest; unpinned 0
         kept: list[Example] = []
         slots: dict[bytes, int] = {}  # digest of (normalised input, target) -> its slot in kept
         for example in examples:
-            target = example.target.strip() if example.target is not None else None
-            digest = _digest(normalise(example.input), target)
+            digest = _digest(normalise(example.input), example.target)
             slot = slots.get(digest)
             if slot is None:
                 slots[digest] = len(kept)
                 kept.append(example)
-            elif rank.get(example.split or "", 0) > rank.get(kept[slot].split or "", 0):
+            elif protection(example) > protection(kept[slot]):
                 removed(kept[slot], "duplicate")
                 kept[slot] = example
             else:
                 removed(example, "duplicate")
         del slots
         yield from kept
+
+
+def protection(example: Example) -> int:
+    """How protected the split an example is pinned to is: test 4, validation 3, review 2,
+    train 1, unpinned 0 (``tuneloop.splitting.PIN_PRECEDENCE``). Of two duplicates, the more
+    protected stays: a test row never gives way to a training copy."""
+    from tuneloop.splitting import PIN_PRECEDENCE
+
+    if example.split not in PIN_PRECEDENCE:
+        return 0
+    return len(PIN_PRECEDENCE) - PIN_PRECEDENCE.index(example.split)
 
 
 def _digest(text: str, target: str | None) -> bytes:
@@ -493,6 +499,11 @@ class NearDuplicateOptions(Options):
 class DropNearDuplicates(Cleaner):
     """Drops near duplicates of earlier examples, keeping the first.
 
+    Except where the later copy is pinned to a more protected split than the earlier one (a
+    test row read after a training file): the earlier one has streamed on already, so both are
+    kept, and the leakage check after the split refuses the pair or drops the less protected
+    copy (``data.leakage.action``). A test row is never dropped for a training near copy.
+
     ``normalized`` is cheap (a digest per example) and catches "What's my balance?" against
     "whats my balance". ``similarity`` also catches typos and one-word edits: MinHash LSH finds
     candidates and each is confirmed with the exact Jaccard similarity of character 5-grams, so
@@ -513,14 +524,15 @@ class DropNearDuplicates(Cleaner):
     def _normalized(self, examples: Iterable[Example], removed: Removal) -> Iterator[Example]:
         from tuneloop.near_duplicates import normalise as normalise_hard
 
-        seen: set[bytes] = set()
+        seen: dict[bytes, int] = {}  # digest -> the protection of the copy kept
         for example in examples:
             digest = _digest(normalise_hard(example.input),
                              None if self.options.across_labels else example.target)
-            if digest in seen:
+            rank = protection(example)
+            if digest in seen and rank <= seen[digest]:
                 removed(example, "near duplicate (normalized)")
                 continue
-            seen.add(digest)
+            seen[digest] = rank
             yield example
 
     def _similar(self, examples: Iterable[Example], removed: Removal) -> Iterator[Example]:
@@ -529,18 +541,27 @@ class DropNearDuplicates(Cleaner):
         # one index per label unless labels are ignored: a near duplicate with another label is
         # a conflict, not a duplicate
         indexes: dict[str | None, NearDuplicateIndex] = {}
+        ranks: dict[str | None, bytearray] = {}  # the protection of each indexed text
         batch: list[Example] = []
 
         def flush() -> Iterator[Example]:
-            by_label: dict[str | None, list[int]] = defaultdict(list)
+            by_label: dict[tuple[str | None, int], list[int]] = defaultdict(list)
             for position, example in enumerate(batch):
-                by_label[None if self.options.across_labels else example.target].append(position)
+                label = None if self.options.across_labels else example.target
+                by_label[label, protection(example)].append(position)
             dropped: set[int] = set()
-            for label, positions in by_label.items():
+            # the most protected first: a copy only matches an indexed text at least as protected
+            for (label, rank), positions in sorted(by_label.items(), key=lambda item: -item[0][1]):
                 index = indexes.get(label)
                 if index is None:
                     index = indexes[label] = NearDuplicateIndex(self.options.threshold)
-                matches = index.match_and_add([batch[p].input for p in positions])
+                    ranks[label] = bytearray()
+                held = ranks[label]
+                # a text indexed earlier in this call (past ``held``) has this same rank
+                matches = index.match_and_add([batch[p].input for p in positions],
+                                              accept=lambda found, held=held, rank=rank:
+                                              found >= len(held) or held[found] >= rank)
+                held.extend(rank for match in matches if match is None)  # indexed, in order
                 dropped.update(p for p, match in zip(positions, matches) if match is not None)
             for position, example in enumerate(batch):
                 if position in dropped:

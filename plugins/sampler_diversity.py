@@ -51,7 +51,7 @@ def cluster_labels(matrix, clusters: int, rng: random.Random):  # -> numpy.ndarr
         chosen = np.random.default_rng(seed).choice(len(matrix), KMEANS_FIT_LIMIT, replace=False)
         fit_rows = matrix[np.sort(chosen)]
     clusters = max(1, min(clusters, len(fit_rows)))
-    model = KMeans(n_clusters=clusters, n_init=1, max_iter=50, random_state=seed)
+    model = KMeans(n_clusters=clusters, n_init=1, max_iter=25, random_state=seed)
     model.fit(fit_rows)
     return model.predict(matrix), model.cluster_centers_
 

@@ -26,7 +26,8 @@ from tuneloop.store import Store
 
 HERE = Path(__file__).resolve().parent
 EXPERT_PAGES = (("rating.py", "Rate", "rate"),)
-ADMIN_PAGES = (("dashboard.py", "Dashboard", "dashboard"),
+ADMIN_PAGES = (("records.py", "Records", "records"),
+               ("dashboard.py", "Dashboard", "dashboard"),
                ("history.py", "Rating history", "history"),
                ("accounts.py", "Reviewers", "reviewers"))
 

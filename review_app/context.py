@@ -37,6 +37,16 @@ def settings(argv: list[str] | None = None) -> tuple[Path | None, timedelta]:
     return (Path(db) if db else None), idle
 
 
+def guidelines_path(argv: list[str] | None = None) -> Path | None:
+    """The annotation guidelines file: ``--guidelines`` (after ``--``), then
+    ``TUNELOOP_GUIDELINES``; ``None`` when neither is set."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--guidelines")
+    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    value = args.guidelines or os.environ.get("TUNELOOP_GUIDELINES")
+    return Path(value) if value else None
+
+
 @contextlib.contextmanager
 def database() -> Iterator[Store]:
     """The project database for one run (schema already migrated by the app at start-up)."""

@@ -19,9 +19,16 @@ import streamlit as st
 from tuneloop.review_app import context, stats
 
 SPLITS = ("validation", "test", "human")
+# One basis for every agreement figure, here and in the CLI (human.* in tuneloop status).
+BASIS = ("Basis: the verdict (approve or reject) of single outputs, as human.cohen_kappa, "
+         "human.fleiss_kappa and human.krippendorff_alpha in `tuneloop status` and "
+         "`tuneloop cycles show`. Which items train is decided on what a policy would learn "
+         "(the label, the preferred side): see Held back above.")
+COUNTS = ("ratings", "rated_outputs", "reviewers", "agreement_items")
 
 
 def page() -> None:
+    st.set_page_config(layout="wide")
     with context.database() as store:
         viewer = context.viewer(store)
         context.require_admin(viewer)
@@ -56,14 +63,35 @@ def queue_section(store: Any, viewer: dict[str, Any]) -> None:
     columns[2].metric("Ratings today", days[-1]["ratings"])
     columns[3].metric("Ratings, last 7 days", sum(day["ratings"] for day in days[-7:]))
     st.bar_chart(pd.DataFrame(days).set_index("day"), y="ratings", x_label="day",
-                 y_label="ratings saved")
-    st.dataframe(pd.DataFrame(queue), hide_index=True, key="queue-table")
+                 y_label="ratings saved", height=220)
+    st.dataframe(pd.DataFrame(queue), hide_index=True, key="queue-table", width="stretch")
+    held_section(store, viewer)
+
+
+def held_section(store: Any, viewer: dict[str, Any]) -> None:
+    """Items kept out of training now and why, and who holds which item at this moment."""
+    from datetime import datetime, timezone
+
+    from tuneloop.consensus import held_back
+
+    summary = held_back(store, min_agreement=stats.min_agreement(store, viewer))
+    st.subheader("Held back from training")
+    st.text(summary.line())
+    if summary.reasons:
+        rows = [{"output": key[0], "pair with": key[1], "why": why,
+                 "back in the queue": key in summary.back_in_queue}
+                for key, why in summary.reasons.items()]
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="held-table", width="stretch")
+    leases = store.leases(now=datetime.now(timezone.utc))
+    st.text(f"Being rated now: {len(leases)} item{'' if len(leases) == 1 else 's'} claimed"
+            + (" (" + ", ".join(sorted({row["reviewer"] for row in leases})) + ")"
+               if leases else ""))
 
 
 def experts_section(store: Any, viewer: dict[str, Any]) -> None:
     st.header("Ratings per expert")
     st.dataframe(pd.DataFrame(stats.per_expert(store, viewer)), hide_index=True,
-                 key="experts-table")
+                 key="experts-table", width="stretch")
 
 
 def agreement_section(store: Any, viewer: dict[str, Any], cycle_id: int, task: str,
@@ -72,18 +100,19 @@ def agreement_section(store: Any, viewer: dict[str, Any], cycle_id: int, task: s
     figures = stats.agreement(store, viewer, cycle_id, task, ratings)
     verdict = {name: value for name, value in figures["verdict"].items()
                if not (isinstance(value, float) and math.isnan(value))}
-    judged = figures["judgement"]
-    if not verdict and not judged["items"]:
+    if not verdict:
         st.text("No output of this cycle has been rated by two experts yet.")
         return
+    st.caption(BASIS)
     columns = st.columns(4)
-    columns[0].metric("Items rated by several", judged["items"])
-    columns[1].metric("Krippendorff's alpha (judgement)", _figure(judged["krippendorff_alpha"]))
-    columns[2].metric("Krippendorff's alpha (verdict)", _figure(verdict.get("krippendorff_alpha")))
-    columns[3].metric("Fleiss' kappa (verdict)", _figure(verdict.get("fleiss_kappa")))
+    columns[0].metric("Items rated by several", int(verdict.get("agreement_items", 0)))
+    columns[1].metric("Krippendorff's alpha", _figure(verdict.get("krippendorff_alpha")))
+    columns[2].metric("Fleiss' kappa", _figure(verdict.get("fleiss_kappa")))
+    columns[3].metric("Cohen's kappa (two experts)", _figure(verdict.get("cohen_kappa")))
     if figures["pairs"]:
-        st.text("Cohen's kappa for every two experts (on the judgement a policy would learn):")
-        st.dataframe(pd.DataFrame(figures["pairs"]), hide_index=True, key="kappa-table")
+        st.text("Cohen's kappa for every two experts (same basis):")
+        st.dataframe(pd.DataFrame(figures["pairs"]), hide_index=True, key="kappa-table",
+                     width="stretch")
 
 
 def _figure(value: float | None) -> str:
@@ -97,18 +126,30 @@ def metrics_section(store: Any, viewer: dict[str, Any]) -> None:
         st.text("No metrics recorded yet.")
     for split in SPLITS:
         part = rows[rows["split"] == split] if not rows.empty else rows
+        part = part[~part["metric"].isin(COUNTS)] if not part.empty else part
         if part.empty:
             continue
-        wide = part.pivot_table(index="cycle", columns="metric", values="value", aggfunc="last")
-        if split == "human":
-            wide = wide.drop(columns=[c for c in wide.columns if c in (
-                "ratings", "rated_outputs", "reviewers", "agreement_items")])
         st.subheader(f"{split.capitalize()} figures")
-        st.line_chart(wide, x_label="cycle")
+        st.altair_chart(cycle_chart(part), key=f"chart-{split}")
+
+
+def cycle_chart(part: pd.DataFrame) -> Any:
+    """Figures across cycles: cycles as whole-number steps (an ordinal axis, so one cycle is
+    a visible point with the tick "1", not an empty plot with the tick "1.000000"), a line and
+    a point per metric."""
+    import altair as alt
+
+    data = part.groupby(["cycle", "metric"], as_index=False)["value"].last()
+    return alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=60)).encode(
+        x=alt.X("cycle:O", title="cycle", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("value:Q", title=None),
+        color=alt.Color("metric:N"),
+        tooltip=["cycle", "metric", alt.Tooltip("value:Q", format=".4f")]).properties(
+        height=260)
     wins = stats.pairwise_wins(store, viewer)
     if wins:
         st.subheader("Pairwise comparisons: newer answer against the previous cycle's")
-        st.dataframe(pd.DataFrame(wins), hide_index=True, key="wins-table")
+        st.dataframe(pd.DataFrame(wins), hide_index=True, key="wins-table", width="stretch")
 
 
 def confusion_section(store: Any, viewer: dict[str, Any], cycle_id: int,
@@ -134,7 +175,8 @@ def disagreement_section(store: Any, viewer: dict[str, Any], cycle_id: int, task
         st.text("No two experts disagree on an item of this cycle.")
         return
     st.text("Open an item's full rating history on the Rating history page.")
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="disagreement-table")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="disagreement-table",
+                 width="stretch")
 
 
 def export_section() -> None:

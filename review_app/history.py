@@ -1,4 +1,5 @@
-"""Rating history (admins): every version of every rating of one output, superseded ones too.
+"""Rating history (admins): every version of every rating of one output, superseded ones too,
+found by output id or by searching the inputs.
 
 Ratings are append-only: an expert who changes their mind adds a rating that supersedes the
 earlier one. This page shows the whole chain, so an admin can see who changed what and when,
@@ -24,8 +25,21 @@ def page() -> None:
         if recent:
             st.text("Recently edited outputs: " + ", ".join(str(row["output_id"])
                                                             for row in recent))
+        search = st.text_input("Find rated outputs by their input text",
+                               key="history-search").strip()
+        found = store.rated_outputs_matching(search) if search else []
+        if search and not found:
+            st.text("No rated output has that in its input.")
+        picked = None
+        if found:
+            picked = st.selectbox(
+                f"Matching outputs ({len(found)}{'+' if len(found) >= 50 else ''})",
+                [row["id"] for row in found], key="history-found",
+                format_func=lambda i: next(f"{r['id']} · cycle {r['cycle_id']} · "
+                                           f"{r['input'][:80]}" for r in found if r["id"] == i))
         output_id = st.number_input("Output id", min_value=1, step=1, value=None,
                                     key="history-output", placeholder="an output id")
+        output_id = output_id if output_id is not None else picked
         if output_id is None:
             return
         output = store.output(int(output_id))

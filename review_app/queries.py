@@ -83,6 +83,23 @@ def next_item(store: Store, viewer: dict[str, Any], skip_queue_ids: list[int] = 
     return None if row is None else item(store, viewer, row["queue_id"])
 
 
+def position(store: Store, viewer: dict[str, Any], queue_id: int) -> tuple[int, int]:
+    """The item's number in its cycle's queue and that queue's size (anyone logged in)."""
+    return store.queue_position(queue_id)
+
+
+def top_labels(item: dict[str, Any], k: int) -> list[tuple[str, float]]:
+    """The model's ``k`` most likely labels with their scores, most likely first (from the
+    output's stored scores; empty when the trainer recorded none)."""
+    try:
+        scores = json.loads(item.get("scores") or "{}")
+    except ValueError:
+        return []
+    ranked = sorted(((str(label), float(score)) for label, score in scores.items()
+                     if isinstance(score, (int, float))), key=lambda pair: -pair[1])
+    return ranked[:k]
+
+
 def keep(store: Store, viewer: dict[str, Any], queue_id: int) -> bool:
     """Renew the viewer's claim on the item on screen; ``False`` once it has no room for them
     (their claim ran out and other experts filled it)."""
@@ -104,13 +121,14 @@ def item(store: Store, viewer: dict[str, Any], queue_id: int) -> dict[str, Any]:
     """
     row = store.one(
         "SELECT q.id AS queue_id, q.output_id, q.pair_output_id, q.cycle_id, q.ratings_needed, "
-        "q.status, o.input, o.output, o.confidence, c.task FROM review_queue q "
+        "q.status, o.input, o.output, o.confidence, o.scores, c.task FROM review_queue q "
         "JOIN outputs o ON o.id = q.output_id JOIN cycles c ON c.id = q.cycle_id "
         "WHERE q.id = ?", [queue_id])
     if row is None:
         raise Forbidden(f"no queued item {queue_id}")
     config = cycle_config(store, row["cycle_id"])
     row["blind"] = is_blind(config)
+    row["top_k"] = int((config.get("review") or {}).get("top_k") or 3)
     row["labels"] = label_set(store, row["cycle_id"], config) \
         if row["task"] == "classification" else None
     row["left"] = row["right"] = None
@@ -275,3 +293,62 @@ def progress(store: Store, viewer: dict[str, Any], cycle_id: int) -> dict[str, i
         "WHERE r.reviewer_id = ? AND o.cycle_id = ?", [viewer["id"], cycle_id])
     done, open_ = counts.get("done", 0), counts.get("open", 0)
     return {"done": done, "total": done + open_, "rated_by_you": mine["n"] if mine else 0}
+
+
+# ---- records view ----------------------------------------------------------------------------
+
+AGREEMENT = ("unrated", "one expert", "agreed", "disagree")
+
+
+def records(store: Store, viewer: dict[str, Any], *, agreement: str | None = None,
+            min_agreement: float = 0.6, **filters: Any) -> list[dict[str, Any]]:
+    """The records view (admins): queued items with who said what and whether they agree.
+
+    ``filters`` are those of ``Store.review_records``; ``agreement`` keeps items whose experts
+    are ``unrated``, ``one expert``, ``agreed`` (at least ``min_agreement`` give the majority
+    judgement) or ``disagree``.
+    """
+    require_admin(viewer, "the records")
+    from tuneloop.consensus import agreement_by_item
+
+    rows = store.review_records(**filters)
+    cycles = sorted({row["cycle"] for row in rows})
+    tasks = {row["id"]: row["task"] for row in store.cycles() if row["id"] in cycles}
+    rated = store.current_ratings(unused_only=False, cycle_ids=cycles)
+    said: dict[tuple[int, int | None], list[str]] = {}
+    for rating in rated:
+        text = f"{rating.reviewer}: {rating.verdict}"
+        if rating.corrected:
+            text += f" → {rating.corrected}"
+        said.setdefault((rating.output_id, rating.pair_output_id), []).append(text)
+    agreed: dict[tuple[int, int | None], Any] = {}
+    for cycle in cycles:
+        agreed.update(agreement_by_item([r for r in rated if r.cycle_id == cycle],
+                                        tasks.get(cycle, "classification")))
+    result = []
+    for row in rows:
+        key = (row["output_id"], row["pair_output_id"])
+        item = agreed.get(key)
+        kind = ("unrated" if item is None else "one expert" if item.raters == 1 else
+                "agreed" if item.majority is not None and item.share >= min_agreement
+                else "disagree")
+        if agreement is not None and kind != agreement:
+            continue
+        result.append({**row, "experts": 0 if item is None else item.raters,
+                       "agreement": kind, "ratings": "; ".join(said.get(key, []))})
+    return result
+
+
+def bulk_approve(store: Store, viewer: dict[str, Any], queue_ids: list[int]
+                 ) -> tuple[int, list[str]]:
+    """Approve each item as the admin (one rating each, through the same checks as the rating
+    screen). Returns how many were saved and why the others were not."""
+    require_admin(viewer, "bulk approval")
+    saved, refused = 0, []
+    for queue_id in queue_ids:
+        try:
+            save_rating(store, viewer, queue_id, verdict="approve")
+            saved += 1
+        except Forbidden as error:
+            refused.append(f"item {queue_id}: {error}")
+    return saved, refused

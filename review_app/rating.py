@@ -26,11 +26,14 @@ import streamlit as st
 
 from tuneloop.auth import current_reviewer
 from tuneloop.errors import AuthError
-from tuneloop.review_app import context, queries
+from tuneloop.review_app import context, guidelines, queries
 from tuneloop.review_app.queries import Forbidden
 from tuneloop.store import Store
 
 SCORES = (1, 2, 3, 4, 5)
+# A score button's label names the score; Streamlit adds its key (1-5) as the shortcut hint, so
+# a bare number would read "1 1".
+SCORE_NAMES = {1: "Poor", 2: "Weak", 3: "Fair", 4: "Good", 5: "Great"}
 # (button label, action, keyboard shortcut); "R" and "C" are reserved by Streamlit.
 SINGLE_ACTIONS = (("Approve", "approve", "A"), ("Reject", "reject", "X"),
                   ("Skip", "skip", "S"), ("Unclear input", "unclear", "U"))
@@ -47,7 +50,16 @@ class Invalid(ValueError):
 
 
 def page() -> None:
-    card()
+    rules = guidelines.current()
+    if rules is None:
+        card()
+    else:  # the guidelines beside the item: a wide page, two columns
+        st.set_page_config(layout="wide")
+        item_column, rules_column = st.columns([2, 1], gap="large")
+        with item_column:
+            card()
+        with rules_column:
+            guidelines.panel(rules)
     keep_alive()
 
 
@@ -82,7 +94,7 @@ def card() -> None:
         if shown["pair_output_id"] is None:
             single_item(store, viewer, shown, mine)
         else:
-            pair_item(shown, mine)
+            pair_item(store, viewer, shown, mine)
         back_button()
 
 
@@ -131,13 +143,17 @@ def show_progress(store: Store, viewer: dict[str, Any], shown: dict[str, Any]) -
 def single_item(store: Store, viewer: dict[str, Any], shown: dict[str, Any],
                 mine: dict[str, Any] | None) -> None:
     queue_id = shown["queue_id"]
-    st.text(f"Item {queue_id} · cycle {shown['cycle_id']} · {shown['task']}")
-    st.subheader("Input")
+    st.text(f"{item_number(store, viewer, shown)} · cycle {shown['cycle_id']} · {shown['task']}")
+    label("Input")
     st.text(shown["input"])
-    st.subheader("Model answer")
+    label("Model answer")
     st.text(shown["output"])
     confidence = shown["confidence"]
     st.text("Confidence: " + (f"{confidence:.1%}" if confidence is not None else "not recorded"))
+    top = queries.top_labels(shown, shown["top_k"]) if shown["labels"] is not None else []
+    if len(top) > 1:
+        st.text(f"Model's top {len(top)}: " + " · ".join(f"{name} {score:.0%}"
+                                                         for name, score in top))
     if mine:
         st.info(f"You rated this item before ({mine['verdict']}). Saving again replaces your "
                 "rating; the earlier one is kept in the history.")
@@ -152,24 +168,32 @@ def single_item(store: Store, viewer: dict[str, Any], shown: dict[str, Any],
                      "correct the model)", labels, index=labels.index(default),
                      key=f"label-{queue_id}")
     else:
-        st.text_area("Correct answer (edit it, then Reject, to correct the model)",
-                     value=prior.get("corrected") or shown["output"],
-                     key=f"completion-{queue_id}")
+        edited = st.text_area("Correct answer (edit it, then Reject, to correct the model)",
+                              value=prior.get("corrected") or shown["output"],
+                              key=f"completion-{queue_id}")
+        show_diff(shown["output"], edited, "model answer", "your edit")
+    # the verdict right under the answer, so it is on screen without scrolling; the optional
+    # score and comment below it (keys 1-5 work from anywhere)
+    action_buttons(queue_id, SINGLE_ACTIONS)
     score_key = f"score-value-{queue_id}"
     if score_key not in st.session_state:
         st.session_state[score_key] = prior.get("score")
     score_buttons(queue_id, score_key)
     st.text_input("Comment (optional)", value=prior.get("comment") or "", max_chars=2000,
                   key=f"comment-{queue_id}")
-    action_buttons(queue_id, SINGLE_ACTIONS)
+
+
+def label(name: str) -> None:
+    """A small bold heading above a block of model text (our own fixed words only)."""
+    st.markdown(f"**{name}**")
 
 
 def score_buttons(queue_id: int, score_key: str) -> None:
     chosen = st.session_state.get(score_key)
     with st.container(horizontal=True, key=f"scores-{queue_id}"):
-        st.text("Score (optional):")
+        st.text("Score:")
         for value in SCORES:
-            st.button(str(value), key=f"score-{queue_id}-{value}", shortcut=str(value),
+            st.button(SCORE_NAMES[value], key=f"score-{queue_id}-{value}", shortcut=str(value),
                       type="primary" if chosen == value else "secondary",
                       on_click=toggle_score, args=(score_key, value))
 
@@ -201,11 +225,12 @@ def others(store: Store, viewer: dict[str, Any], shown: dict[str, Any]) -> None:
 # ---- a pair of outputs -----------------------------------------------------------------------
 
 
-def pair_item(shown: dict[str, Any], mine: dict[str, Any] | None) -> None:
+def pair_item(store: Store, viewer: dict[str, Any], shown: dict[str, Any],
+              mine: dict[str, Any] | None) -> None:
     queue_id = shown["queue_id"]
-    st.text(f"Item {queue_id} · which answer is better? They come from two versions of the "
-            "model, in random order.")
-    st.subheader("Input")
+    st.text(f"{item_number(store, viewer, shown)} · which answer is better? They come from "
+            "the model, in random order.")
+    label("Input")
     st.text(shown["input"])
     prior = mine or {}
     prior_scores = {prior.get("output_id"): prior.get("score"),
@@ -220,9 +245,31 @@ def pair_item(shown: dict[str, Any], mine: dict[str, Any] | None) -> None:
             st.segmented_control(f"{side.capitalize()} answer's score (optional)", SCORES,
                                  default=prior_scores.get(shown[side]["output_id"]),
                                  key=f"{side}-score-{queue_id}")
+    if shown["left"]["output"] != shown["right"]["output"]:
+        show_diff(shown["left"]["output"], shown["right"]["output"], "left", "right")
     st.text_input("Comment (optional)", value=prior.get("comment") or "", max_chars=2000,
                   key=f"comment-{queue_id}")
     action_buttons(queue_id, PAIR_ACTIONS)
+
+
+def item_number(store: Store, viewer: dict[str, Any], shown: dict[str, Any]) -> str:
+    """"Item 3 of 30": the place in this cycle's queue, matching the progress bar above."""
+    place, total = queries.position(store, viewer, shown["queue_id"])
+    return f"Item {place} of {total}"
+
+
+def show_diff(before: str, after: str | None, old_name: str, new_name: str) -> None:
+    """A unified diff of two answers, line by line, as plain text (``st.code``: never
+    Markdown or HTML), so an expert sees exactly what an edit or the other answer changes."""
+    import difflib
+
+    if after is None or after.replace("\r\n", "\n") == before.replace("\r\n", "\n"):
+        return
+    lines = difflib.unified_diff(before.replace("\r\n", "\n").splitlines(),
+                                 after.replace("\r\n", "\n").splitlines(),
+                                 fromfile=old_name, tofile=new_name, lineterm="", n=2)
+    with st.expander(f"What changes from the {old_name} to the {new_name}", expanded=True):
+        st.code("\n".join(lines), language="diff")
 
 
 def describe_pair(rating: dict[str, Any], shown: dict[str, Any]) -> str:

@@ -24,6 +24,18 @@ def cycles(store: Store, viewer: dict[str, Any]) -> list[dict[str, Any]]:
     return store.query("SELECT id, status, task, started_at FROM cycles ORDER BY id DESC")
 
 
+def min_agreement(store: Store, viewer: dict[str, Any]) -> float:
+    """``feedback.min_agreement`` of the newest cycle's config (0.6 when it has none)."""
+    require_admin(viewer, "the feedback settings")
+    from tuneloop.review_app.queries import cycle_config
+
+    newest = store.one("SELECT MAX(id) AS id FROM cycles")
+    if not newest or newest["id"] is None:
+        return 0.6
+    value = (cycle_config(store, newest["id"]).get("feedback") or {}).get("min_agreement")
+    return float(value) if isinstance(value, (int, float)) else 0.6
+
+
 def queue_by_cycle(store: Store, viewer: dict[str, Any]) -> list[dict[str, Any]]:
     """Per cycle: queued items open and done, and how many are pairs."""
     require_admin(viewer, "the queue")
@@ -105,7 +117,7 @@ def agreement(store: Store, viewer: dict[str, Any], cycle_id: int, task: str,
     """
     require_admin(viewer, "agreement")
     from tuneloop.human_metrics import agreement as verdict_agreement
-    from tuneloop.human_metrics import cohen_kappa, krippendorff_alpha
+    from tuneloop.human_metrics import krippendorff_alpha
 
     ratings = _ratings(store, viewer, cycle_id, ratings)
     verdicts = [{"output_id": r.output_id, "reviewer_id": r.reviewer, "verdict": r.verdict}
@@ -116,22 +128,34 @@ def agreement(store: Store, viewer: dict[str, Any], cycle_id: int, task: str,
         said = judgement(rating, task)
         if said is not None:
             by_item[(rating.output_id, rating.pair_output_id)][rating.reviewer] = said
+    figures["pairs"] = verdict_pairs(verdicts)
     shared = [judged for judged in by_item.values() if len(judged) > 1]
     alpha = krippendorff_alpha([list(judged.values()) for judged in shared])
     figures["judgement"] = {"items": len(shared),
                             "krippendorff_alpha": None if math.isnan(alpha) else alpha}
+    return figures
+
+
+def verdict_pairs(verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cohen's kappa for every two experts on the verdicts (approve/reject) of the outputs both
+    rated: the basis ``human.*`` uses in ``tuneloop status`` and ``cycles show``."""
+    from tuneloop.human_metrics import cohen_kappa
+
+    by_output: dict[int, dict[str, str]] = defaultdict(dict)
+    for row in verdicts:
+        by_output[row["output_id"]][row["reviewer_id"]] = row["verdict"]
+    shared = [said for said in by_output.values() if len(said) > 1]
     pairs = []
-    experts = sorted({name for judged in shared for name in judged})
+    experts = sorted({name for said in shared for name in said})
     for first, second in itertools.combinations(experts, 2):
-        both = [judged for judged in shared if first in judged and second in judged]
+        both = [said for said in shared if first in said and second in said]
         if len(both) < 2:
             continue
-        kappa = cohen_kappa([j[first] for j in both], [j[second] for j in both])
+        kappa = cohen_kappa([said[first] for said in both], [said[second] for said in both])
         pairs.append({"expert": first, "other expert": second, "items": len(both),
-                      "agree": sum(j[first] == j[second] for j in both) / len(both),
+                      "agree": round(sum(s[first] == s[second] for s in both) / len(both), 3),
                       "cohen_kappa": None if math.isnan(kappa) else round(kappa, 3)})
-    figures["pairs"] = pairs
-    return figures
+    return pairs
 
 
 def metrics_across_cycles(store: Store, viewer: dict[str, Any]) -> list[dict[str, Any]]:
@@ -142,7 +166,8 @@ def metrics_across_cycles(store: Store, viewer: dict[str, Any]) -> list[dict[str
 
 
 def pairwise_wins(store: Store, viewer: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per cycle, how often experts preferred its answer over the previous cycle's."""
+    """Per cycle, how often experts preferred its answer over the previous cycle's (pairs of one
+    model's candidates, from the same cycle, are left out: they compare answers, not models)."""
     require_admin(viewer, "pairwise results")
     rows = store.query(
         f"""SELECT o.cycle_id AS cycle, COUNT(*) AS comparisons,
@@ -151,7 +176,8 @@ def pairwise_wins(store: Store, viewer: dict[str, Any]) -> list[dict[str, Any]]:
                    SUM(c.preferred_output_id IS NULL AND c.verdict = 'approve') AS both_fine,
                    SUM(c.preferred_output_id IS NULL AND c.verdict = 'reject') AS both_bad
             FROM ({CURRENT_RATINGS}) c JOIN outputs o ON o.id = c.output_id
-            WHERE c.pair_output_id IS NOT NULL AND c.verdict IN ('approve', 'reject')
+            JOIN outputs p ON p.id = c.pair_output_id AND p.cycle_id != o.cycle_id
+            WHERE c.verdict IN ('approve', 'reject')
             GROUP BY o.cycle_id ORDER BY o.cycle_id""")
     for row in rows:
         decided = (row["newer_preferred"] or 0) + (row["older_preferred"] or 0)

@@ -78,6 +78,11 @@ def log_in(page: Any, url: str, name: str, password: str) -> None:
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("textbox", name="Password").press("Enter")
     page.get_by_text(f"Logged in as {name}").wait_for(timeout=30_000)
+    for _ in range(150):  # the page trades its one-time grant for the session cookie
+        if any(cookie["name"] == "tuneloop_session" for cookie in page.context.cookies()):
+            return
+        page.wait_for_timeout(100)
+    pytest.fail("the session cookie was never set")
 
 
 def press(page: Any, key: str, button_key: str) -> None:

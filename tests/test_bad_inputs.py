@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 import random
 import shutil
 import sqlite3
@@ -38,7 +37,7 @@ CASES = sorted(CORPUS.glob("*/*.yaml"))
 KEYS = {"why", "args", "config", "config_text", "files", "binary_files", "database", "plugin",
         "env", "stdin", "names"}
 DATABASES = ("none", "good", "corrupt", "truncated", "text", "newer", "folder", "locked",
-             "exclusive", "empty_header")
+             "exclusive", "empty_header", "malformed")
 
 BASE_CONFIG: dict[str, Any] = {
     "project": "toy",
@@ -137,6 +136,13 @@ def make_database(kind: str, path: Path, good: Path) -> None:
         path.write_bytes(good.read_bytes()[:1500])
     elif kind == "text":
         path.write_text("project,notes\ntoy,this is a CSV file, not a database\n")
+    elif kind == "malformed":  # a sound header and schema, the pages after the 8th garbage
+        data = bytearray(good.read_bytes())
+        size = int.from_bytes(data[16:18], "big")
+        noise = random.Random(5)
+        for page in range(8, len(data) // size):
+            data[page * size:(page + 1) * size] = noise.randbytes(size)
+        path.write_bytes(bytes(data))
     elif kind == "empty_header":
         data = bytearray(good.read_bytes())
         data[:16] = b"\0" * 16  # the "SQLite format 3" magic wiped

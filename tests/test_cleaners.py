@@ -77,11 +77,30 @@ def test_cleaners_stream():
             yield Example(f"text {number % 3}", "x")
             number += 1
 
-    for cleaner in (DropEmpty(), DropDuplicates()):
+    # drop_duplicates holds what it keeps until the input ends: a later copy pinned to a more
+    # protected split must be able to replace an earlier one (see the test below)
+    for cleaner in (DropEmpty(),):
         output = cleaner.clean(endless(), lambda example, reason: None)
         assert inspect.isgenerator(output)
         assert next(output).input == "text 0"
         assert next(output).input == "text 1"
+
+
+def test_drop_duplicates_keeps_the_copy_in_the_most_protected_split():
+    examples = [
+        Example("Where is my parcel?\n", "shipping", source="train.jsonl"),           # unpinned
+        Example("where is my parcel?", "shipping", source="extra.jsonl", split="train"),
+        Example("Where is my parcel?", "shipping", source="test.jsonl", split="test"),
+        Example("where is  my parcel?", "shipping", source="val.jsonl", split="validation"),
+        Example("where is my parcel?", "shipping", source="pool.jsonl", split="review"),
+        Example("cancel my order", "orders", source="train.jsonl"),
+        Example("cancel my order", "orders", source="pool.jsonl", split="review"),
+    ]
+    kept, removed = run(DropDuplicates(), examples)
+    assert kept == [examples[2], examples[6]]  # in the order their first copies came
+    assert [(e.source, reason) for e, reason in removed] == [
+        ("train.jsonl", "duplicate"), ("extra.jsonl", "duplicate"), ("val.jsonl", "duplicate"),
+        ("pool.jsonl", "duplicate"), ("train.jsonl", "duplicate")]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -299,7 +318,7 @@ def test_every_cleaner_streams_except_those_that_must_see_everything():
     from tuneloop.plugins.cleaners import CLEANERS
     from tuneloop.testing import tiny_tokenizer
 
-    needs_all = {"label_conflicts"}
+    needs_all = {"label_conflicts", "drop_duplicates"}  # see their docstrings
     options = {"fill_missing": {"target": "x"}, "length_filter": {"max_chars": 100},
                "token_length_filter": {"max_tokens": 100}, "allowed_labels": {"labels": ["x"]}}
 
@@ -318,3 +337,21 @@ def test_every_cleaner_streams_except_those_that_must_see_everything():
         output = cleaner.clean(endless(), lambda example, reason: None)
         assert inspect.isgenerator(output)
         assert next(output).input.startswith("text number"), cleaner_class.name
+
+
+@pytest.mark.parametrize("options", [{"method": "normalized"}, {"method": "similarity"},
+                                     {"method": "similarity", "batch_size": 1}])
+def test_near_duplicates_never_take_a_later_more_protected_copy(options):
+    examples = [Example("Where is my parcel today?", "shipping", source="train.jsonl"),
+                Example("where is my parcel today", "shipping", source="test.jsonl",
+                        split="test"),
+                Example("Where is my parcel today!", "shipping", source="extra.jsonl",
+                        split="train")]
+    kept, removed = run(build("drop_near_duplicates", **options), examples)
+    assert examples[1] in kept and examples[2] not in kept
+    if options.get("batch_size") == 1 or options["method"] == "normalized":
+        # the unpinned copy had streamed on before the test row came: both stay, and the
+        # leakage check after the split settles the pair (a test example is never dropped)
+        assert kept == examples[:2] and [e for e, _ in removed] == [examples[2]]
+    else:  # in one batch, the most protected copy is indexed first
+        assert kept == [examples[1]] and [e for e, _ in removed] == [examples[0], examples[2]]

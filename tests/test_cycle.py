@@ -93,7 +93,13 @@ def test_classification_cycle_two_learns_from_expert_corrections(tmp_path, tiny_
         assert not rated_inputs & queued_inputs
 
     third = run_cycle(config, quiet=True)
-    assert third.ratings_used == 0  # ratings are used once when continuing from promoted models
+    # every earlier rating stays training data, with its lineage, even continuing from the
+    # promoted model (which would otherwise drift away from what they taught it)
+    assert third.ratings_used == 5
+    with Store(config.database_path) as store:
+        assert {row["rating_id"] for row in store.feedback_usage(third.cycle_id)} == set(given)
+        stats = json.loads(store.cycle(third.cycle_id)["stats"])
+        assert stats["feedback"]["new_ratings"] == 0 and stats["feedback"]["ratings_used"] == 5
 
 
 def test_test_split_never_receives_feedback_or_changes(tmp_path, tiny_bert_dir):
@@ -266,15 +272,98 @@ def test_scores_and_pairwise_preferences_close_the_loop_for_a_causal_lm(tmp_path
             assert len(compared) == len(pairs)
 
         third = run_cycle(config, quiet=True)
-    assert third.status == "done" and third.ratings_used == len(pairs)
+    # the pairwise ratings train cycle 3, and the earlier ratings stay training data
+    assert third.status == "done" and third.ratings_used == len(pairs) + second.ratings_used
     with Store(config.database_path) as store:
         usage = store.feedback_usage(third.cycle_id)
-        assert {row["rating_id"] for row in usage} == set(compared)
-        assert {row["policy"] for row in usage} == {"preferences"}
-        trained = feedback_examples(store, third.cycle_id)
+        earlier = {row["rating_id"] for row in store.feedback_usage(second.cycle_id)}
+        assert {row["rating_id"] for row in usage} == set(compared) | earlier
+        assert {row["policy"] for row in usage if row["rating_id"] in compared} == {"preferences"}
+        trained = [row for row in feedback_examples(store, third.cycle_id)
+                   if json.loads(row["provenance"])["rating_id"] in compared]
         assert {json.loads(row["provenance"])["rating_id"] for row in trained} == set(compared)
         assert {row["input"]: row["target"] for row in trained} == {
             pair["input"]: pair["newer"] for pair in pairs}
         assert {row["weight"] for row in trained} == {0.75}
         stats = json.loads(store.cycle(third.cycle_id)["stats"])
-        assert stats["feedback"]["examples"] == len(pairs)
+        before = json.loads(store.cycle(second.cycle_id)["stats"])
+        assert stats["feedback"]["examples"] == len(pairs) + before["feedback"]["examples"]
+        assert stats["feedback"]["new_ratings"] == len(pairs)
+
+
+# ------------------------------------------------------------------------------------------------
+# Data that cannot measure anything stops before the cycle row; surprises are warned about
+# ------------------------------------------------------------------------------------------------
+
+
+def test_a_causal_lm_cycle_with_an_empty_validation_split_exits_2_and_writes_no_cycle(
+        tmp_path, tiny_gpt2_dir):
+    from click.testing import CliRunner
+
+    from projects import write_jsonl
+    from tuneloop.cli import cli
+
+    # all-different answers, stratified by the answer: every answer a stratum of one, all in train
+    path = causal_project(tmp_path, tiny_gpt2_dir, data={"split": {
+        "train": 0.8, "validation": 0.1, "test": 0.1, "review": 0.0, "stratify": "label"}})
+    write_jsonl(tmp_path / "data.jsonl", [
+        {"prompt": f"item {number} colour is red . answer :", "completion": f" {number}"}
+        for number in range(48)])
+    result = CliRunner().invoke(cli, ["run", "--quiet", str(path)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [
+        "Error: data.split: validation is empty: 0 of 48 examples (fractions train 0.8 / "
+        "validation 0.1 / test 0.1 / review 0): 48 unpinned inputs split per label, and no label "
+        "has enough of them for a validation share (data.split.stratify: none splits them by "
+        "hash); give it examples, or set data.split.validation: 0 for a project without one"]
+    with Store(tmp_path / "tuneloop.db") as store:
+        assert store.cycles() == [] and store.split_assignments() == {}
+
+
+def test_a_cycle_that_measured_nothing_is_failed_not_done(tmp_path, tiny_bert_dir):
+    from tuneloop import TuneloopError
+
+    config = load_config(classification_project(tmp_path, tiny_bert_dir, data={"split": {
+        "train": 0.8, "validation": 0.0, "test": 0.0, "review": 0.2, "seed": 3}},
+        training={"epochs": 1}))
+    with pytest.raises(TuneloopError, match="cycle 1 measured nothing: its validation and test "
+                                            "splits are both empty"):
+        run_cycle(config, quiet=True)
+    with Store(config.database_path) as store:
+        assert [cycle["status"] for cycle in store.cycles()] == ["failed"]
+
+
+def test_run_warns_about_empty_targets_and_labels_unseen_in_training(tmp_path, tiny_bert_dir,
+                                                                     caplog):
+    import yaml
+
+    from projects import classification_rows, write_jsonl
+    from tuneloop import DataError
+
+    path = classification_project(tmp_path, tiny_bert_dir, training={"epochs": 1})
+    rows = classification_rows()
+    rows[3]["intent"] = ""
+    write_jsonl(tmp_path / "data.jsonl", rows)
+    write_jsonl(tmp_path / "extra.jsonl", [{"text": "could you return my money quickly",
+                                            "intent": "refunds"}])
+    settings = yaml.safe_load(path.read_text())
+    settings["data"]["sources"].append({"type": "jsonl", "path": "extra.jsonl", "split": "test",
+                                        "fields": {"input": "text", "target": "intent"}})
+    path.write_text(yaml.safe_dump(settings, sort_keys=False))
+    with caplog.at_level("WARNING", logger="tuneloop.data"):
+        result = run_cycle(load_config(path), quiet=True)
+    assert result.status == "done"
+    warned = [record.getMessage() for record in caplog.records if record.name == "tuneloop.data"]
+    assert len(warned) == 2
+    assert warned[0].startswith("warning: data.jsonl:4: empty target: 1 example(s)")
+    assert warned[1].startswith('warning: extra.jsonl:1: 1 test example(s) have a label that no '
+                                'training example has ("refunds")')
+
+    # and the config can refuse them: one line, exit 2, no new cycle
+    settings["data"]["on_unseen_label"] = "refuse"
+    path.write_text(yaml.safe_dump(settings, sort_keys=False))
+    with pytest.raises(DataError, match=r"^extra.jsonl:1: 1 test example\(s\) have a label"):
+        run_cycle(load_config(path), quiet=True)
+    with Store(tmp_path / "tuneloop.db") as store:
+        assert len(store.cycles()) == 1

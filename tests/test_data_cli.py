@@ -10,6 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from projects import stub_model
 from tuneloop.cli import cli
 from tuneloop.store import Store
 
@@ -155,8 +156,8 @@ def jsonl_project(tmp_path: Path, content: bytes | None, **data: object) -> Path
     path = tmp_path / "data.jsonl"
     if content is not None:
         path.write_bytes(content)
-    config = {"project": "bad", "task": "classification",
-              "model": {"name": "no-such-model", "max_length": 16},
+    config = {"project": "bad", "task": "classification",  # run stops at the data: no model
+              "model": {"name": stub_model(tmp_path), "max_length": 16},
               "data": {"sources": [{"type": "jsonl", "path": "data.jsonl",
                                     "fields": {"input": "text", "target": "intent"}}], **data}}
     config_path = tmp_path / "tuneloop.yaml"
@@ -225,3 +226,51 @@ def test_the_shipped_clinc150_config_is_valid():
     assert [ref.options["record_path"] for ref in config.data.sources] == [
         "train", "val", "test", "oos_train", "oos_val", "oos_test"]
     assert config.data.split.by == "column" and config.data.leakage.action == "drop"
+
+
+# ------------------------------------------------------------------------------------------------
+# Problems a cycle stops on (or warns about): inspect shows them, run stops before any row
+# ------------------------------------------------------------------------------------------------
+
+
+def test_an_empty_validation_split_is_shown_by_inspect_and_stops_run(runner, tmp_path):
+    config = jsonl_project(tmp_path, good_lines())
+    raw = yaml.safe_load(config.read_text())
+    raw["data"]["sources"][0]["split"] = "train"  # every example pinned: nothing to share out
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    expected = ("data.split: validation is empty: 0 of 18 examples (fractions train 0.8 / "
+                "validation 0.1 / test 0.1 / review 0): every example is pinned to a split by its "
+                "source (data.jsonl: train 18), and the fractions only share out unpinned "
+                "examples; give it examples, or set data.split.validation: 0 for a project "
+                "without one")
+    shown = runner.invoke(cli, ["data", "inspect", str(config)])
+    assert shown.exit_code == 0, shown.output
+    printed = " ".join(shown.output.split())
+    assert "error: " + expected in printed
+    assert "error: data.split: test is empty: 0 of 18 examples" in printed
+    report = json.loads(runner.invoke(cli, ["data", "inspect", str(config), "--json"]).output)
+    assert [(p["level"], p["where"]) for p in report["problems"]] == [
+        ("error", "data.split"), ("error", "data.split")]
+    assert report["split_method"] == {"stratified": True, "keys": 18, "pinned_keys": 18,
+                                      "known_keys": 0, "new_keys": 0}
+
+    result = runner.invoke(cli, ["run", "--quiet", str(config)])
+    assert result.exit_code == 2
+    assert one_line(result) == "Error: " + expected
+    with Store(tmp_path / "tuneloop.db") as store:
+        assert store.cycles() == [] and store.split_assignments() == {}
+
+
+def test_inspect_warns_about_empty_targets_and_run_can_refuse_them(runner, tmp_path):
+    content = good_lines() + b'{"text": "a sentence nobody labelled", "intent": ""}\n'
+    config = jsonl_project(tmp_path, content)
+    shown = runner.invoke(cli, ["data", "inspect", str(config)])
+    assert shown.exit_code == 0, shown.output
+    assert "warning: data.jsonl:19: empty target: 1 example(s) with no target" in \
+        " ".join(shown.output.split())
+    refusing = jsonl_project(tmp_path, content, on_empty_target="refuse")
+    result = runner.invoke(cli, ["run", "--quiet", str(refusing)])
+    assert result.exit_code == 2
+    assert one_line(result).startswith("Error: data.jsonl:19: empty target: 1 example(s)")
+    with Store(tmp_path / "tuneloop.db") as store:
+        assert store.cycles() == []

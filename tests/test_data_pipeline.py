@@ -374,3 +374,148 @@ def test_leakage_refused_by_default_dropped_or_reported(tmp_path):
     exact_only = prepare(project(tmp_path, {"sources": sources, "leakage": {
         "action": "report", "near_threshold": None}}))
     assert exact_only.report["leakage"]["leaks"] == 3 and len(exact_only.splits["train"]) == 10
+
+
+# ------------------------------------------------------------------------------------------------
+# Splits that protect evaluation data; what must not pass silently (tuneloop.data_problems)
+# ------------------------------------------------------------------------------------------------
+
+
+def errors(prepared) -> list[str]:
+    return [f"{p['where']}: {p['message']}" for p in prepared.report["problems"]
+            if p["level"] == "error"]
+
+
+def warnings_of(prepared) -> list[str]:
+    return [f"{p['where']}: {p['message']}" for p in prepared.report["problems"]
+            if p["level"] == "warning"]
+
+
+def alpaca_rows(count: int = 230) -> list[dict]:
+    """Instruction / answer pairs whose answers are all different."""
+    rng = random.Random("alpaca")
+    words = ["river", "market", "engine", "garden", "letter", "winter", "planet", "doctor",
+             "bridge", "kitchen", "signal", "forest", "museum", "ticket", "island", "battery",
+             "camera", "harbor", "violin", "desert"]
+    return [{"instruction": f"{n}: " + " ".join(rng.sample(words, 7)),
+             "output": f"Answer {n}: " + " ".join(rng.sample(words, 5))} for n in range(count)]
+
+
+def test_causal_lm_data_with_all_unique_answers_splits_near_the_fractions(tmp_path):
+    write_jsonl(tmp_path / "alpaca.jsonl", alpaca_rows())
+    sources = [{"type": "jsonl", "path": "alpaca.jsonl",
+                "fields": {"prompt": "instruction", "completion": "output"}}]
+    config = project(tmp_path, {"sources": sources, "split": {
+        "train": 0.7, "validation": 0.1, "test": 0.1, "review": 0.1, "seed": 13}},
+        task="causal-lm")
+    prepared = prepare(config)
+    counts = {split: len(examples) for split, examples in prepared.splits.items()}
+    assert counts == {"train": 161, "validation": 23, "test": 23, "review": 23}
+    assert prepared.report["split_method"]["stratified"] is False
+    assert prepared.report["problems"] == []
+    # stratified by the completion (the old way) every answer is a stratum of one: all in train
+    stratified = prepare(project(tmp_path, {
+        "sources": sources,
+        "split": {"train": 0.7, "validation": 0.1, "test": 0.1, "review": 0.1, "seed": 13,
+                  "stratify": "label"}}, task="causal-lm"))
+    assert len(stratified.splits["train"]) == 230
+    assert [line.split(" (")[0] for line in errors(stratified)] == [
+        "data.split: validation is empty: 0 of 230 examples", "data.split: test is empty: 0 of "
+        "230 examples"]
+    assert "no label has enough of them" in errors(stratified)[0]
+
+
+def test_a_pinned_test_source_leaves_validation_its_share(tmp_path):
+    write_jsonl(tmp_path / "train.jsonl", rows("train", count=40))
+    write_jsonl(tmp_path / "test.jsonl", rows("official test", count=60))
+    sources = [{"type": "jsonl", "path": "train.jsonl", "fields": {"input": "text"}},
+               {"type": "jsonl", "path": "test.jsonl", "fields": {"input": "text"},
+                "split": "test"}]
+    prepared = prepare(project(tmp_path, {
+        "sources": sources, "split": {"train": 0.8, "validation": 0.2, "test": 0.0}}))
+    counts = {split: len(examples) for split, examples in prepared.splits.items()}
+    assert counts == {"train": 32, "validation": 8, "test": 60, "review": 0}
+    assert prepared.report["problems"] == []
+
+
+def test_every_example_pinned_leaves_validation_empty_and_says_why(tmp_path):
+    write_jsonl(tmp_path / "train.jsonl", rows("train", count=40))
+    write_jsonl(tmp_path / "test.jsonl", rows("official test", count=10))
+    sources = [{"type": "jsonl", "path": "train.jsonl", "fields": {"input": "text"},
+                "split": "train"},
+               {"type": "jsonl", "path": "test.jsonl", "fields": {"input": "text"},
+                "split": "test"}]
+    prepared = prepare(project(tmp_path, {
+        "sources": sources, "split": {"train": 0.9, "validation": 0.1, "test": 0.0}}))
+    assert errors(prepared) == [
+        "data.split: validation is empty: 0 of 50 examples (fractions train 0.9 / validation 0.1 "
+        "/ test 0 / review 0): every example is pinned to a split by its source (test.jsonl: test "
+        "10; train.jsonl: train 40), and the fractions only share out unpinned examples; give it "
+        "examples, or set data.split.validation: 0 for a project without one"]
+    # validation: 0 says the project has none: nothing to stop for
+    without = prepare(project(tmp_path, {"sources": sources, "split": {
+        "train": 1.0, "validation": 0.0, "test": 0.0}}))
+    assert without.splits["validation"] == [] and errors(without) == []
+
+
+def test_a_training_duplicate_never_takes_a_test_row(tmp_path):
+    # the official test file is read after the training file, and one training row is a test
+    # row plus a trailing newline: drop_duplicates keeps the test copy
+    train = rows("shared", count=20)
+    test = rows("official", count=9) + [{"text": train[4]["text"], "label": train[4]["label"]}]
+    train[4]["text"] += "\n"
+    write_jsonl(tmp_path / "train.jsonl", train)
+    write_jsonl(tmp_path / "test.jsonl", test)
+    sources = [{"type": "jsonl", "path": "train.jsonl", "fields": {"input": "text"}},
+               {"type": "jsonl", "path": "test.jsonl", "fields": {"input": "text"},
+                "split": "test"}]
+    prepared = prepare(project(tmp_path, {
+        "sources": sources, "split": {"train": 0.8, "validation": 0.2, "test": 0.0}}))
+    test_rows = [(e.source, e.provenance["line"]) for e in prepared.splits["test"]]
+    assert sorted(test_rows) == [("test.jsonl", line) for line in range(1, 11)]
+    assert prepared.report["removed"]["drop_duplicates"] == {"duplicate": 1}
+    assert prepared.report["removed_samples"]["drop_duplicates"]["duplicate"][0].startswith(
+        "train.jsonl:5:")
+    every = every_example(prepared)
+    assert len(every) == 29 and not [e for e in every if e.input == train[4]["text"]]
+
+
+def test_empty_targets_are_counted_warned_about_or_refused(tmp_path):
+    data = rows("d", count=30)
+    data[6]["label"] = ""
+    data[9]["label"] = None
+    data[12]["label"] = "  "
+    write_jsonl(tmp_path / "d.jsonl", data)
+    write_jsonl(tmp_path / "pool.jsonl", [{"text": f"pool item {n}", "label": None}
+                                          for n in range(3)])
+    sources = [{"type": "jsonl", "path": "d.jsonl", "fields": {"input": "text"}},
+               {"type": "jsonl", "path": "pool.jsonl", "fields": {"input": "text"},
+                "split": "review"}]
+    prepared = prepare(project(tmp_path, {"sources": sources}))
+    assert prepared.report["empty_targets"] == {
+        "count": 3, "first": "d.jsonl:7", "by_source": {"d.jsonl": 3},
+        "examples": ["d.jsonl:7", "d.jsonl:10", "d.jsonl:13"]}
+    assert "" not in prepared.report["labels"] and "  " not in prepared.report["labels"]
+    [warning] = warnings_of(prepared)
+    assert warning.startswith("d.jsonl:7: empty target: 3 example(s) with no target")
+    refused = prepare(project(tmp_path, {"sources": sources, "on_empty_target": "refuse"}))
+    [error] = errors(refused)
+    assert error.startswith("d.jsonl:7: empty target:") and "refuse" in error
+
+
+def test_labels_unseen_in_training_are_counted_warned_about_or_refused(tmp_path):
+    data = rows("d", count=30)
+    write_jsonl(tmp_path / "d.jsonl", data)
+    write_jsonl(tmp_path / "test.jsonl", [{"text": "a brand new request", "label": "refund"},
+                                          {"text": "another new request", "label": "refund"}])
+    sources = [{"type": "jsonl", "path": "d.jsonl", "fields": {"input": "text"}},
+               {"type": "jsonl", "path": "test.jsonl", "fields": {"input": "text"},
+                "split": "test"}]
+    prepared = prepare(project(tmp_path, {"sources": sources}))
+    assert prepared.report["unseen_labels"] == {
+        "test": {"examples": 2, "labels": ["refund"], "distinct": 1, "first": "test.jsonl:1"}}
+    [warning] = warnings_of(prepared)
+    assert warning.startswith('test.jsonl:1: 2 test example(s) have a label that no training '
+                              'example has ("refund")')
+    refused = prepare(project(tmp_path, {"sources": sources, "on_unseen_label": "refuse"}))
+    assert errors(refused)[0].startswith("test.jsonl:1: 2 test example(s)")

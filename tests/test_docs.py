@@ -42,7 +42,7 @@ EXPECTED_METHODS = {
     "Augmenter": ["augment"],
     "Regularizer": ["configure", "prepare", "penalty", "callbacks"],
     "Trainer": ["train", "predict"],
-    "Metric": ["compute"],
+    "Metric": ["compute", "figure_names"],
     "FeedbackPolicy": ["examples"],
     "ReviewSampler": ["select"],
 }

@@ -15,6 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from tuneloop import Example  # noqa: E402
 from tuneloop.errors import ConfigError  # noqa: E402
 from tuneloop.plugins.metrics import ExactMatch, Perplexity, Rouge  # noqa: E402
+from tuneloop.plugins.regularizers import EarlyStopping  # noqa: E402
 from tuneloop.plugins.trainers import causal_lm, generation  # noqa: E402
 from tuneloop.testing import cycle_context, tiny_gpt2  # noqa: E402
 
@@ -158,6 +159,7 @@ def test_max_new_tokens_falls_back_to_the_deprecated_training_field(base, tmp_pa
 # --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_generation_metrics_are_logged_at_each_evaluation_and_select_the_checkpoint(tmp_path):
     train = examples()
     validation = train[:4]
@@ -165,16 +167,18 @@ def test_generation_metrics_are_logged_at_each_evaluation_and_select_the_checkpo
     logged: list[tuple[int, dict]] = []
     context = cycle_context(tmp_path / "run", task="causal-lm", start_model=base,
                             metrics=[ExactMatch(), Rouge(), Perplexity()],
-                            training={"epochs": 6, "learning_rate": 3e-3, "batch_size": 6,
+                            training={"epochs": 10, "learning_rate": 3e-3, "batch_size": 6,
                                       "eval_every": 6, "select_metric": "rougeL",
                                       "tensorboard": False},
                             log=lambda step, logs: logged.append((step, logs)))
     trainer = causal_lm.CausalLMTrainer(causal_lm.CausalLMOptions(
         generation_eval_samples=4, max_new_tokens=4))
-    result = trainer.train(context, {"train": train, "validation": validation}, [])
+    stopping = EarlyStopping(EarlyStopping.Options(patience=1))  # on select_metric: rougeL
+    result = trainer.train(context, {"train": train, "validation": validation}, [stopping])
 
     evaluations = {step: logs for step, logs in logged if "eval_loss" in logs}
-    assert list(evaluations) == [6, 12, 18]
+    # 30 steps planned; rougeL did not improve at step 18, so training stopped there
+    assert list(evaluations) == [6, 12, 18] and result.global_step == 18
     for logs in evaluations.values():
         assert {"eval_exact_match", "eval_rouge1", "eval_rouge2", "eval_rougeL"} <= set(logs)
         assert "eval_perplexity" not in logs  # needs the references' likelihood: not generated
@@ -225,6 +229,7 @@ def test_direction_follows_the_metric(tmp_path):
 # --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_candidates_are_queued_in_pairs_and_a_preference_trains_the_next_cycle(tmp_path):
     from tuneloop.auth import create_reviewer
     from tuneloop.testing import run_tiny_cycle
@@ -253,6 +258,10 @@ def test_candidates_are_queued_in_pairs_and_a_preference_trains_the_next_cycle(t
                          pair_output_id=chosen["pair_output_id"],
                          preferred_output_id=chosen["pair_output_id"], verdict="approve",
                          left_output_id=chosen["output_id"])
+        from tuneloop.review_app import stats
+
+        # the dashboard's "newer cycle against the previous one" leaves candidate pairs out
+        assert stats.pairwise_wins(store, {"id": reviewer, "role": "admin"}) == []
 
     assert len(singles) == 4 and all(row["candidate"] == 0 for row in singles)
     assert all(row["answers"] == 3 and row["numbers"] == "0,1,2" for row in per_prompt)
@@ -314,3 +323,66 @@ def test_m006_numbers_candidates_on_a_blank_database_and_on_one_of_the_previous_
             if path.name == "old.db":  # an output from before the migration is candidate 0
                 assert store.one("SELECT candidate FROM outputs WHERE output = 'cat' AND "
                                  "example_id = 'e'")["candidate"] == 0
+
+
+# --------------------------------------------------------------------------------------------------
+# A whole cycle on Alpaca-style data
+# --------------------------------------------------------------------------------------------------
+
+THINGS = ["kite", "door", "mug", "lamp", "boat", "scarf", "chair", "ball", "car", "shirt"]
+
+
+@pytest.mark.slow
+def test_a_cycle_on_alpaca_style_data_reports_generation_figures_and_queues_candidates(tmp_path):
+    """The issue's new user: an Alpaca-style file whose answers all differ, read with the jsonl
+    source; generation metrics during training select the checkpoint (chrF), validation and test
+    get generation figures, and the review split gets two candidates per prompt."""
+    import json
+
+    import yaml
+
+    from tuneloop.config import load_config
+    from tuneloop.cycle import run_cycle
+    from tuneloop.store import Store
+
+    records = [{"instruction": f"what colour is the {THINGS[n % 10]} {n} ?",
+                "output": f"the {THINGS[n % 10]} {n} is {COLOURS[n % 3]}"} for n in range(40)]
+    (tmp_path / "alpaca.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records),
+                                           encoding="utf-8")
+    model = tiny_gpt2(tmp_path / "model", [f"{r['instruction']} {r['output']}" for r in records])
+    config_path = tmp_path / "tuneloop.yaml"
+    config_path.write_text(yaml.safe_dump({
+        "project": "alpaca", "task": "causal-lm", "model": {"name": model, "max_length": 32},
+        "data": {"sources": [{"type": "jsonl", "path": "alpaca.jsonl",
+                              "fields": {"prompt": "instruction", "completion": "output"}}],
+                 "split": {"train": 0.5, "validation": 0.2, "test": 0.1, "review": 0.2},
+                 "leakage": {"near_threshold": None}},  # "the door 1" and "the door 11"
+        "training": {"trainer": {"name": "causal_lm_sft", "max_new_tokens": 6,
+                                 "generation_eval_samples": 4, "do_sample": True,
+                                 "num_return_sequences": 2, "temperature": 1.5},
+                     "select_metric": "chrf", "epochs": 2, "eval_every": 3,
+                     "learning_rate": 0.005, "batch_size": 8, "tensorboard": False},
+        "evaluation": {"metrics": ["exact_match", "rouge", "chrf"]},
+        "review": {"size": 5},
+    }), encoding="utf-8")
+    config = load_config(config_path)
+    result = run_cycle(config, quiet=True)
+
+    assert result.status == "done"
+    for split in ("validation", "test"):
+        assert {"exact_match", "rouge1", "rougeL", "chrf"} <= set(result.metrics[split]), split
+    with Store(config.database_path) as store:
+        counts = {split: len(store.examples(result.cycle_id, split))
+                  for split in ("train", "validation", "test", "review")}
+        during = [row for row in store.metric_history(result.cycle_id)
+                  if row["split"] == "validation" and row["name"] == "chrf"]
+        queue = store.query("SELECT q.sampler, q.pair_output_id FROM review_queue q "
+                            "WHERE q.cycle_id = ?", [result.cycle_id])
+        answers = store.query("SELECT COUNT(*) AS n FROM outputs WHERE cycle_id = ? "
+                              "GROUP BY example_id", [result.cycle_id])
+    assert all(counts.values()), counts
+    assert [row["step"] for row in during] == [3, 6]  # at each evaluation, with its step
+    assert {row["n"] for row in answers} == {2}  # every review prompt: two candidates
+    singles = [row for row in queue if row["pair_output_id"] is None]
+    pairs = [row for row in queue if row["pair_output_id"] is not None]
+    assert len(singles) == 5 and pairs and {row["sampler"] for row in pairs} == {"candidates"}

@@ -353,3 +353,89 @@ def test_the_trainer_trains_on_every_assistant_turn_of_an_alpaca_chat(tmp_path):
     # the history's answer and the final answer, with their end-of-turn markers; no user turn
     assert trained.split() == ["hello", "!", "<", "end", ">",
                                "un", "colis", "en", "retard", ".", "<", "end", ">"]
+
+
+# ------------------------------------------------------------------------------------------------
+# A whole cycle on instruction data whose answers are all different
+# ------------------------------------------------------------------------------------------------
+
+THINGS = ["kite", "boat", "lamp", "chair", "scarf", "mug", "ball", "door", "shirt", "car"]
+COLOURS = ["red", "blue", "green"]
+
+
+def test_alpaca_and_sharegpt_data_with_unique_answers_make_a_whole_cycle(tmp_path):
+    """Every answer differs, so nothing can be stratified by it: the split still fills every
+    split, and the cycle measures validation and test generations and queues review outputs."""
+    import yaml
+    from transformers import AutoTokenizer
+
+    from tuneloop.config import load_config
+    from tuneloop.cycle import run_cycle
+    from tuneloop.store import Store
+    from tuneloop.testing import tiny_gpt2
+
+    alpaca, chats = [], []
+    for number in range(30):
+        thing, colour = THINGS[number % 10], COLOURS[number % 3]
+        alpaca.append({"instruction": f"what colour is {thing} {number} ?", "input": "",
+                       "output": f"{thing} {number} is {colour}"})
+        chats.append({"conversations": [
+            {"from": "human", "value": f"name the colour of {thing} {number + 30}"},
+            {"from": "gpt", "value": f"{colour} is {thing} {number + 30}"}]})
+    write_json(tmp_path / "alpaca.json", alpaca)
+    write_jsonl(tmp_path / "chats.jsonl", chats)
+    texts = [TEMPLATE] + [f"{r['instruction']} {r['output']}" for r in alpaca] + [
+        " ".join(turn["value"] for turn in c["conversations"]) for c in chats]
+    model = tiny_gpt2(tmp_path / "model", texts)
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    tokenizer.chat_template = TEMPLATE
+    tokenizer.save_pretrained(model)
+    config_path = tmp_path / "tuneloop.yaml"
+    config_path.write_text(yaml.safe_dump({
+        "project": "formats", "task": "causal-lm",
+        "model": {"name": model, "max_length": 48},
+        "data": {"sources": [{"type": "alpaca", "path": "alpaca.json"},
+                             {"type": "sharegpt", "path": "chats.jsonl"}],
+                 "split": {"train": 0.5, "validation": 0.2, "test": 0.1, "review": 0.2,
+                           "seed": 3},
+                 # "lamp 2" and "lamp 22" are near copies; this test is about the formats
+                 "leakage": {"action": "report"}},
+        "training": {"trainer": {"name": "causal_lm_sft", "max_new_tokens": 4}, "epochs": 1,
+                     "learning_rate": 0.005, "batch_size": 8, "seed": 1},
+        "evaluation": {"metrics": ["exact_match", "chrf", "perplexity"]},
+        "review": {"size": 6},
+    }), encoding="utf-8")
+    config = load_config(config_path)
+    result = run_cycle(config, quiet=True)
+    assert result.status == "done"
+    with Store(config.database_path) as store:
+        counts = {split: len(store.examples(result.cycle_id, split))
+                  for split in ("train", "validation", "test", "review")}
+        outputs = store.outputs(result.cycle_id)
+    assert all(counts.values()) and sum(counts.values()) == 60, counts
+    for split in ("validation", "test"):
+        assert {"exact_match", "chrf", "perplexity"} <= set(result.metrics[split]), split
+    assert result.queued == 6 and outputs
+    # the review answers were generated for chats that end with the user's question
+    assert all(json.loads(row["input"])[-1]["role"] == "user" for row in outputs)
+
+
+def test_chats_are_compared_by_their_words_not_their_markup_or_system_prompt():
+    """The leakage check and the near-duplicate cleaner read a chat's turns, not its JSON: two
+    different short questions with the dataset's shared system prompt are not near copies."""
+    from tuneloop.near_duplicates import NearDuplicateIndex, chat_text, normalise
+
+    system = {"role": "system", "content": "You are the support assistant of Lumen, an online "
+                                           "shop with a bank account and cards. Be brief."}
+
+    def asked(question: str) -> str:
+        return json.dumps([system, {"role": "user", "content": question}])
+
+    assert chat_text(asked("Where is my parcel?")) == "Where is my parcel?"
+    assert normalise(asked("Where's my PARCEL?")) == normalise("wheres my parcel")
+    for text in ("[{not json", "[1, 2]", '[{"role": "user"}]', "plain text"):
+        assert chat_text(text) == text
+    index = NearDuplicateIndex(threshold=0.9)
+    index.add([asked("Where is my parcel?")])
+    assert index.match([asked("How do I reset my password?")]) == [None]
+    assert index.match([asked("Where is my parcel ?")])[0] is not None

@@ -318,3 +318,88 @@ def test_qlora_trains_adapters_on_a_quantized_model(gpt2, tmp_path, bits):
 
     saved = AutoModelForCausalLM.from_pretrained(result.model_dir)
     assert not quantization.is_quantized(saved)
+
+
+# -- FSDP: two processes on the CPU (gloo) ------------------------------------------------------
+
+
+def fsdp_project(directory, model: str) -> str:
+    from pathlib import Path
+
+    from projects import write_config, write_jsonl
+
+    texts = [f"say {a} {c} {n}" for n in range(8) for a in ANIMALS for c in COLOURS]
+    write_jsonl(Path(directory) / "data.jsonl",
+                [{"prompt": text, "completion": " ".join(text.split()[1:3])} for text in texts])
+    return str(write_config(Path(directory), {
+        "project": "fsdp", "task": "causal-lm", "model": {"name": model, "max_length": 16},
+        "data": {"sources": [{"type": "jsonl", "path": "data.jsonl",
+                              "fields": {"input": "prompt", "target": "completion"}}],
+                 "split": {"train": 0.7, "validation": 0.1, "test": 0.1, "review": 0.1,
+                           "seed": 3}},
+        "training": {"trainer": {"name": "causal_lm_sft", "fsdp": {}}, "epochs": 2,
+                     "learning_rate": 3e-3, "batch_size": 8, "eval_every": 4, "seed": 1,
+                     "tensorboard": False, "regularizers": ["kill_switch"]},
+        "evaluation": {"metrics": ["exact_match"]},
+        "review": {"size": 5}}))
+
+
+@pytest.mark.slow
+def test_two_fsdp_processes_train_checkpoint_resume_and_record_the_cycle_once(tmp_path):
+    import json
+    import os
+    from pathlib import Path
+
+    import kill_switch
+    from tuneloop.store import Store
+
+    texts = [f"say {a} {c} {n}" for n in range(8) for a in ANIMALS for c in COLOURS]
+    base = tiny_gpt2(tmp_path / "gpt2", texts)
+    path = fsdp_project(tmp_path, base)
+    tests = Path(__file__).parent
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "TUNELOOP_LOAD_PLUGINS": "",
+                   "PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])}
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        environment.pop(name, None)
+
+    def torchrun(*arguments, kill_at=0):
+        return subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+             "2", str(tests / "kill_switch.py"), path, *arguments],
+            env={**environment, kill_switch.ENVIRONMENT: str(kill_at)}, capture_output=True,
+            text=True, timeout=600, cwd=tmp_path)
+
+    killed = torchrun(kill_at=6)  # after the checkpoint of step 4
+    assert killed.returncode != 0, killed.stderr[-3000:]
+    assert (tmp_path / "runs" / "cycle-1" / "checkpoints" / "checkpoint-4").is_dir()
+    with Store(tmp_path / "tuneloop.db") as store:
+        assert store.cycle(1)["status"] == "running"
+
+    resumed = torchrun("--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stdout.count("Cycle 1: done") == 1
+    with Store(tmp_path / "tuneloop.db") as store:
+        cycles = store.cycles()
+        assert [(cycle["id"], cycle["status"]) for cycle in cycles] == [(1, "done")]
+        training = json.loads(cycles[0]["stats"])["training"]
+        final = store.query("SELECT split, name, COUNT(*) AS n FROM metrics WHERE step IS NULL "
+                            "GROUP BY split, name")
+        steps = [row["step"] for row in store.query(
+            "SELECT step FROM metrics WHERE split = 'validation' AND name = 'loss' "
+            "AND step IS NOT NULL ORDER BY step")]
+        queued = store.one("SELECT COUNT(*) AS n FROM review_queue")["n"]
+    assert training["fsdp"] is True  # sharded: accelerate did not fall back to DDP
+    assert training["resumed_from_step"] == 4
+    assert final and all(row["n"] == 1 for row in final)
+    # each validation logged once, every 4 steps, although steps 5 and 6 ran twice
+    assert steps == list(range(4, 4 * len(steps) + 1, 4)) and len(steps) >= 2
+    assert queued == 5
+    # the saved model is whole (gathered from the shards), plain files, loadable anywhere
+    from transformers import AutoModelForCausalLM
+
+    model_dir = tmp_path / "runs" / "cycle-1" / "model"
+    assert not (model_dir / "training_args.bin").exists()
+    saved = AutoModelForCausalLM.from_pretrained(model_dir)
+    original = AutoModelForCausalLM.from_pretrained(base)
+    assert saved.transformer.wte.weight.shape == original.transformer.wte.weight.shape
+    assert not torch.equal(saved.transformer.wte.weight, original.transformer.wte.weight)

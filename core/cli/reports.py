@@ -46,8 +46,9 @@ def print_beside(store: Any, config: Any, cycle_id: int, per_label: bool = False
                             ("Δ", "right"), (best, "right"), ("Δ ", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for name, mine, before, top in beside.rows:
-        table.add_row(Text(name), figure(mine), figure(before), delta_text(name, mine, before),
-                      figure(top), delta_text(name, mine, top))
+        table.add_row(Text(name), figure(mine, name), figure(before, name),
+                      delta_text(name, mine, before), figure(top, name),
+                      delta_text(name, mine, top))
     if beside.rows:
         console.print(table)
     else:

@@ -63,10 +63,15 @@ def resolve_database(config: str, db: str | None) -> Path:
 @click.option("--secrets", "secrets_file", type=click.Path(dir_okay=False, exists=True),
               help="a secrets.toml with an [auth] section: offer single sign-on (OpenID "
                    "Connect) next to the password form; see docs/review_app.md")
+@click.option("--guidelines", type=click.Path(dir_okay=False, exists=True),
+              help="a Markdown file of annotation guidelines shown beside every item "
+                   "(default: the config's review.guidelines)")
 def review(database: Path, host: str, port: int, idle_hours: float,
-           secrets_file: str | None) -> None:
+           secrets_file: str | None, guidelines: str | None) -> None:
     """Start the review app, where experts log in and rate model outputs."""
     from tuneloop.store import Store
+
+    guidelines = guidelines or configured_guidelines(click.get_current_context().params)
 
     if not database.is_file():
         raise TuneloopError(f"{database}: no database yet; run a cycle first (tuneloop run)")
@@ -92,13 +97,31 @@ def review(database: Path, host: str, port: int, idle_hours: float,
                "--server.port", str(port), "--browser.gatherUsageStats", "false",
                "--client.toolbarMode", "minimal",
                *(["--secrets.files", str(Path(secrets_file).resolve())] if secrets_file else []),
-               "--", "--db", str(database.resolve()), "--idle-hours", str(idle_hours)]
+               "--", "--db", str(database.resolve()), "--idle-hours", str(idle_hours),
+               *(["--guidelines", str(Path(guidelines).resolve())] if guidelines else [])]
     click.echo(f"Review app for {database}: http://{shown_host}:{port}  (Ctrl+C stops it)")
     # SIGTERM/SIGINT are passed on to streamlit and waited for: stopping this stops the app
     returncode, stopped_by = run_forwarding_signals(command)
     if stopped_by is not None or returncode in (0, -2, 130, -15, 143):
         return  # stopped (Ctrl+C, kill): not an error
     raise TuneloopError(f"the review app (streamlit) exited with code {returncode}")
+
+
+def configured_guidelines(params: dict[str, Any]) -> str | None:
+    """``review.guidelines`` of the ``--config`` file (resolved against it), when the database
+    came from a config; a configured file that is missing is an error naming the field."""
+    config = params.get("config")
+    if params.get("db") or not config or not Path(config).is_file():
+        return None
+    from tuneloop.config import load_config
+
+    loaded = load_config(config, check_components=False)
+    if loaded.review.guidelines is None:
+        return None
+    path = loaded.resolve(loaded.review.guidelines)
+    if not path.is_file():
+        raise TuneloopError(f"{config}: review.guidelines: {path} does not exist")
+    return str(path)
 
 
 def check_sso_secrets(path: Path) -> None:

@@ -136,6 +136,72 @@ class ReviewStore:
                 for row in self.query(  # type: ignore[attr-defined]
                     "SELECT output_id, pair_output_id, status FROM review_queue")}
 
+    def queue_position(self, queue_id: int) -> tuple[int, int]:
+        """The item's place in its own cycle's queue (1-based, in the order items are offered)
+        and how many items that queue has: "item 3 of 30", whatever the global ids."""
+        row = self.one(  # type: ignore[attr-defined]
+            "SELECT (SELECT COUNT(*) FROM review_queue o WHERE o.cycle_id = q.cycle_id AND "
+            "(o.priority < q.priority OR (o.priority = q.priority AND o.id <= q.id))) AS place, "
+            "(SELECT COUNT(*) FROM review_queue o WHERE o.cycle_id = q.cycle_id) AS total "
+            "FROM review_queue q WHERE q.id = ?", [queue_id])
+        return (row["place"], row["total"]) if row else (0, 0)
+
+    def review_records(self, *, text: str | None = None, label: str | None = None,
+                       confidence: tuple[float, float] | None = None,
+                       cycle_id: int | None = None, status: str | None = None,
+                       reviewer: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Queued items with what the experts said, filtered (the review app's records view).
+        ``item`` is the queue id, ``number`` the item's place in its cycle's queue (the "Item 3
+        of 30" the rating screen shows).
+
+        ``text`` matches inputs, outputs and corrections (case-insensitive substring);
+        ``label`` the model's answer; ``confidence`` a closed range; ``reviewer`` items that
+        reviewer rated. Newest cycle first, then in queue order; at most ``limit`` rows.
+        """
+        conditions, params = [], {"limit": limit}
+        if text:
+            params["like"] = "%" + text.replace("\\", "\\\\").replace("%", "\\%") \
+                .replace("_", "\\_") + "%"
+            conditions.append(
+                "(o.input LIKE :like ESCAPE '\\' OR o.output LIKE :like ESCAPE '\\' OR "
+                "EXISTS (SELECT 1 FROM ratings r WHERE r.output_id = q.output_id AND "
+                "r.pair_output_id IS q.pair_output_id AND r.corrected LIKE :like ESCAPE '\\'))")
+        if label is not None:
+            conditions.append("o.output = :label")
+            params["label"] = label
+        if confidence is not None:
+            conditions.append("o.confidence BETWEEN :low AND :high")
+            params.update(low=confidence[0], high=confidence[1])
+        if cycle_id is not None:
+            conditions.append("q.cycle_id = :cycle")
+            params["cycle"] = cycle_id
+        if status is not None:
+            conditions.append("q.status = :status")
+            params["status"] = status
+        if reviewer is not None:
+            conditions.append("EXISTS (SELECT 1 FROM ratings r JOIN reviewers v ON v.id = "
+                              "r.reviewer_id WHERE v.name = :reviewer AND r.output_id = "
+                              "q.output_id AND r.pair_output_id IS q.pair_output_id)")
+            params["reviewer"] = reviewer
+        where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+        return self.query(  # type: ignore[attr-defined]
+            f"""SELECT q.id AS item, q.number, q.cycle_id AS cycle, q.status,
+                       q.ratings_needed AS needed, q.output_id, q.pair_output_id, o.input,
+                       o.output AS answer, o.confidence, o.reference
+                FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY cycle_id ORDER BY priority, id)
+                             AS number FROM review_queue) q
+                JOIN outputs o ON o.id = q.output_id {where}
+                ORDER BY q.cycle_id DESC, q.priority, q.id LIMIT :limit""", params)
+
+    def rated_outputs_matching(self, text: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Rated outputs whose input contains ``text`` (case-insensitive), newest first: the
+        rating history found by what was asked, not by an output id."""
+        like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return self.query(  # type: ignore[attr-defined]
+            "SELECT o.id, o.cycle_id, o.input, o.output FROM outputs o WHERE o.input LIKE ? "
+            "ESCAPE '\\' AND EXISTS (SELECT 1 FROM ratings r WHERE r.output_id = o.id OR "
+            "r.pair_output_id = o.id) ORDER BY o.id DESC LIMIT ?", [like, limit])
+
     def has_rated(self, queue_id: int, reviewer_id: int) -> bool:
         """Whether the reviewer has a current, non-skip rating of the queued item."""
         return self.one(  # type: ignore[attr-defined]

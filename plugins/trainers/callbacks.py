@@ -1,4 +1,5 @@
-"""Trainer callbacks that report: figures to the cycle, one live progress bar, TensorBoard.
+"""Trainer callbacks that report: figures to the cycle, one live progress bar, and the experiment
+trackers of ``training.report_to`` (TensorBoard, MLflow, Weights & Biases).
 
 The cycle stores what ``context.log`` receives (the ``metrics`` table, split ``train``, with the
 step) and passes it to the ``training_log`` hook; in a multi-process run only the main process's
@@ -77,6 +78,78 @@ def tensorboard(log_dir: Path) -> transformers.TrainerCallback:
     from transformers.integrations import TensorBoardCallback
 
     return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(log_dir)))
+
+
+def trackers(names: list[str], context: CycleContext) -> list[transformers.TrainerCallback]:
+    """The callbacks of ``training.report_to`` (``TrainingConfig.trackers``): transformers' own
+    integrations, each with tuneloop's defaults for where and under what name a cycle goes."""
+    made: list[transformers.TrainerCallback] = []
+    for name in names:
+        if name == "tensorboard":
+            made.append(tensorboard(context.run_dir / "tensorboard"))
+        elif name == "mlflow":
+            made.append(mlflow_callback(context))
+        elif name == "wandb":
+            made.append(wandb_callback(context))
+    return made
+
+
+def mlflow_callback(context: CycleContext) -> transformers.TrainerCallback:
+    """transformers' ``MLflowCallback``, with defaults where its environment variables are unset:
+    the tracking store ``sqlite:///<runs_dir>/mlflow.db`` (``MLFLOW_TRACKING_URI``; set
+    ``file:<folder>`` with ``MLFLOW_ALLOW_FILE_STORE=true`` for MLflow's file store) and the
+    project as the experiment (``MLFLOW_EXPERIMENT_NAME``). The run is named ``cycle-N``
+    (``TrainingArguments.run_name``) and tagged with the project and cycle."""
+    import os
+
+    from transformers.integrations import MLflowCallback
+
+    project, cycle_id = context.config.project, context.cycle_id
+    default_store = f"sqlite:///{context.config.runs_path.resolve() / 'mlflow.db'}"
+
+    class CycleMLflowCallback(MLflowCallback):
+        def setup(self, args: Any, state: Any, model: Any) -> None:
+            if state.is_world_process_zero:
+                if not self._ml_flow.is_tracking_uri_set():
+                    context.config.runs_path.mkdir(parents=True, exist_ok=True)
+                    self._ml_flow.set_tracking_uri(default_store)
+                if not os.getenv("MLFLOW_EXPERIMENT_NAME") and self._ml_flow.active_run() is None:
+                    self._ml_flow.set_experiment(project)
+            super().setup(args, state, model)
+            if state.is_world_process_zero and self._ml_flow.active_run() is not None:
+                self._ml_flow.set_tags({"tuneloop.project": project,
+                                        "tuneloop.cycle": str(cycle_id)})
+
+    return CycleMLflowCallback()
+
+
+def wandb_callback(context: CycleContext) -> transformers.TrainerCallback:
+    """transformers' ``WandbCallback``; the run is started here (unless one is active) so that
+    it goes under the project (``WANDB_PROJECT`` overrides), is named ``cycle-N`` and writes its
+    files into the cycle's run folder (``WANDB_DIR`` overrides), and it is finished when training
+    ends, so an offline run (``WANDB_MODE=offline``) is complete on disk for ``wandb sync``."""
+    import os
+
+    from transformers.integrations import WandbCallback
+
+    project, cycle_id, run_dir = context.config.project, context.cycle_id, context.run_dir
+
+    class CycleWandbCallback(WandbCallback):
+        def setup(self, args: Any, state: Any, model: Any, **kwargs: Any) -> None:
+            if state.is_world_process_zero and self._wandb.run is None:
+                folder = os.getenv("WANDB_DIR") or str(run_dir)
+                Path(folder).mkdir(parents=True, exist_ok=True)
+                self._wandb.init(project=os.getenv("WANDB_PROJECT", project),
+                                 name=f"cycle-{cycle_id}", dir=folder,
+                                 config={"tuneloop": {"project": project, "cycle": cycle_id}})
+            super().setup(args, state, model, **kwargs)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            super().on_train_end(args, state, control, **kwargs)
+            if state.is_world_process_zero and self._wandb.run is not None:
+                self._wandb.finish()
+
+    return CycleWandbCallback()
 
 
 def forget_logs_after(context: CycleContext, step: int) -> None:

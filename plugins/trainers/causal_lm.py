@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 from pydantic import Field
 
-from tuneloop.components import Example, Options, Prediction, Regularizer, Trainer, TrainResult
-from tuneloop.errors import ConfigError, TuneloopError
+from tuneloop.components import Example, Prediction, Regularizer, Trainer, TrainResult
+from tuneloop.errors import TuneloopError
 from tuneloop.plugins.trainers.generation import GenerationEvaluator, GenerationOptions
 from tuneloop.plugins.trainers.recipe import TaskRecipe
 from tuneloop.plugins.trainers.sharding import FSDPOptions
@@ -144,6 +144,12 @@ class CausalLMRecipe(TaskRecipe):
         self.format = (options or CausalLMOptions()).format
         self.scale = options or CausalLMOptions()  # gradient_checkpointing, packing, fsdp
         self.quantization = context.config.model.quantization
+        if self.scale.fsdp is not None and (context.config.training.lora is not None
+                                            or self.quantization is not None):
+            where = str(context.config.config_path or "config")
+            raise ConfigError(where, ["training.trainer.fsdp: sharding trains the full model; "
+                                      "it does not combine with training.lora or "
+                                      "model.quantization here (use one or the other)"])
         self.evaluator: GenerationEvaluator | None = None  # set by the trainer before training
 
     def load(self, model_dir: str) -> tuple[Any, Any]:
@@ -242,13 +248,12 @@ class CausalLMRecipe(TaskRecipe):
             return
         super().save(model, tokenizer, directory, lora_save)
 
-    def training_arguments(self) -> dict[str, Any]:
-        """``TrainingArguments`` keywords of the trainer's options (FSDP)."""
-        if self.scale.fsdp is None:
-            return {}
-        from tuneloop.plugins.trainers import sharding
+    def configure_arguments(self, args: dict[str, Any], train_examples: int) -> None:
+        """The ``TrainingArguments`` of the trainer's options: FSDP (``fsdp``)."""
+        if self.scale.fsdp is not None:
+            from tuneloop.plugins.trainers import sharding
 
-        return sharding.training_arguments(self.scale.fsdp)
+            args.update(sharding.training_arguments(self.scale.fsdp))
 
     def greater_is_better(self, select_metric: str) -> bool:
         if self.evaluator is None:

@@ -30,7 +30,7 @@ from tuneloop.components import Example, Regularizer, TrainResult
 from tuneloop.context import CycleContext
 from tuneloop.errors import ConfigError, PluginError, TuneloopError
 from tuneloop.interface_checks import regularizer_penalty
-from tuneloop.plugins.trainers import adjustments, batching, callbacks, checkpoints
+from tuneloop.plugins.trainers import adjustments, batching, callbacks, checkpoints, sharding
 from tuneloop.plugins.trainers.recipe import TaskRecipe
 
 LOG_EVERY_STEPS = 10
@@ -119,7 +119,6 @@ def train(context: CycleContext, splits: dict[str, list[Example]],
         args = training_arguments(context, checkpoint_dir, validates,
                                   greater_is_better=recipe.greater_is_better(context.select_metric),
                                   keeps_logits=score is not None)
-        args.update(recipe.training_arguments())  # the trainer's own options (FSDP)
         recipe.configure_arguments(args, len(session.train))  # a step budget sized to the data
         for regularizer in regularizers:
             regularizer.configure(args)
@@ -140,8 +139,8 @@ def train(context: CycleContext, splits: dict[str, list[Example]],
         # -- 6. the trainer: shaped loss, figures to the cycle, TensorBoard, one progress bar ----
         trainer_callbacks = [callbacks.ContextLogCallback(context),
                              callbacks.ProgressCallback(context.progress, progress_scope)]
-        if training.tensorboard and distributed.is_main_process():
-            trainer_callbacks.append(callbacks.tensorboard(context.run_dir / "tensorboard"))
+        if distributed.is_main_process():  # training.report_to (or tensorboard)
+            trainer_callbacks.extend(callbacks.trackers(training.trackers, context))
         trainer_callbacks.extend(recipe.callbacks())
         for regularizer in regularizers:
             trainer_callbacks.extend(regularizer.callbacks())
@@ -168,10 +167,14 @@ def train(context: CycleContext, splits: dict[str, list[Example]],
         output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
 
         # -- 8. save the best model (loaded back at the end), then drop the checkpoints ---------
+        if trainer.is_fsdp_enabled:  # every process joins in gathering the sharded weights
+            sharding.save_full_model(trainer, model_dir)
         if distributed.is_main_process():
             lora_save = training.lora.save if training.lora is not None else None
-            checkpoints.write_atomically(
-                model_dir, lambda folder: recipe.save(trainer.model, tokenizer, folder, lora_save))
+            if not trainer.is_fsdp_enabled:
+                checkpoints.write_atomically(
+                    model_dir, lambda folder: recipe.save(trainer.model, tokenizer, folder,
+                                                          lora_save))
             checkpoints.remove(checkpoint_dir)
         distributed.barrier()
 
@@ -183,6 +186,7 @@ def train(context: CycleContext, splits: dict[str, list[Example]],
     if recipe.report():
         extra["recipe"] = recipe.report()
     extra["train_rows"] = len(train_features)  # fewer than the examples when packed
+    extra["fsdp"] = trainer.is_fsdp_enabled  # sharded, not DDP (trainer option fsdp)
     extra["arguments"] = {name: args[name] for name in RECORDED_ARGUMENTS if name in args}
     if resume_from is not None:
         extra["resumed_from_step"] = checkpoints.step_of(resume_from)
@@ -226,7 +230,8 @@ def training_arguments(context: CycleContext, checkpoint_dir: Path, validates: b
         "logging_steps": LOG_EVERY_STEPS,
         "logging_first_step": True,
         "disable_tqdm": True,
-        "report_to": "none",  # TensorBoard gets its own callback, writing where the cycle says
+        "report_to": "none",  # the trackers get their own callbacks (callbacks.trackers)
+        "run_name": f"cycle-{context.cycle_id}",  # the trackers' name for the run
         "remove_unused_columns": False,  # the collator adds fields that forward() lacks
         "label_names": ["labels", "example_index"],  # see ExampleFieldsCollator
         "dataloader_pin_memory": torch.cuda.is_available(),
@@ -372,6 +377,10 @@ class WeightedLossTrainer(transformers.Trainer):
         self.step_decay = step_decay
         self.group_by_length = group_by_length
         self.padding = batching.PaddingCount()
+
+    def create_accelerator_and_postprocess(self) -> None:
+        super().create_accelerator_and_postprocess()
+        sharding.fsdp_on_cpu(self)  # FSDP over gloo too (accelerate would run DDP)
 
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, Any],
                      return_outputs: bool = False,

@@ -1,7 +1,7 @@
 """Generation for the causal-LM trainers: decoding options, batched left-padded generation, and
 generation metrics on a fixed validation sample while training.
 
-Why a module of its own: three callers generate the same way, with the same options:
+Why a module of its own: two callers generate the same way, with the same options:
 
 - ``predict`` (validation, test, the review split, ``tuneloop predict``) answers every example;
   for the review split it can give ``num_return_sequences`` answers per prompt, which the cycle

@@ -67,11 +67,6 @@ class TaskRecipe:
         model. Default: unchanged."""
         return model
 
-    def training_arguments(self) -> dict[str, Any]:
-        """``TrainingArguments`` keywords the trainer's options set (FSDP, say), applied before
-        the regularizers' ``configure``; default: none."""
-        return {}
-
     def validation_scorer(self) -> Callable[[Any, list["Example"]], dict[str, float]] | None:
         """Validation figures beyond the loss, from logits rows and their examples (``None``: the
         loss only, and evaluation keeps no logits)."""
