@@ -105,9 +105,10 @@ class ModelConfig(Strict):
 
 class SplitConfig(Strict):
     """How new inputs are split (``tuneloop.splitting``). The fractions share out the examples
-    no source pins to a split. A validation or test split that ends up empty stops the cycle
-    before it starts, naming the split and why; a fraction of 0 (written explicitly: the defaults
-    are 0.1) says the project has no such split, apart from examples a source pins to it."""
+    no source pins to a split. A split with a fraction above 0 that ends up empty stops the cycle
+    before it starts, naming the split and why; a fraction of 0 (for validation and test written
+    explicitly: their defaults are 0.1) says the project has no such split, apart from examples a
+    source pins to it."""
 
     train: float = Field(0.8, gt=0, le=1)
     validation: float = Field(
@@ -608,7 +609,8 @@ def check_config_components(config: ProjectConfig, lines: dict[tuple, int] | Non
                 option_path = path + tuple(item["loc"])
                 option_line = _nearest_line(option_path, lines)
                 option_prefix = f"line {option_line}: " if option_line else ""
-                problems.append(f"{option_prefix}{_dotted(option_path)}: {item['msg']}")
+                message = item["msg"].removeprefix("Value error, ")
+                problems.append(f"{option_prefix}{_dotted(option_path)}: {message}")
 
     for kind, yaml_path, attribute in COMPONENT_FIELDS:
         value: Any = config

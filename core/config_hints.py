@@ -5,7 +5,9 @@ LLaMA-Factory, and type their keys from memory (``num_train_epochs``, ``micro_ba
 ``lora_r``). pydantic only says "Extra inputs are not permitted"; this module says where the
 setting lives in tuneloop. For an unknown key it tries, in order:
 
-1. ``FOREIGN_KEYS``: another tool's name for a tuneloop setting, with where it lives and, where
+1. ``TRAINER_OPTIONS``: a setting that is a trainer's option here (``gradient_checkpointing``,
+   ``packing``), hinted as ``training.trainer.<option>`` when a registered trainer has it;
+   ``FOREIGN_KEYS``: another tool's name for a tuneloop setting, with where it lives and, where
    the value means something different (``warmup_steps`` against ``warmup_ratio``), how;
 2. a tuneloop field of that exact name in another section (``learning_rate`` under ``model``);
 3. ``difflib``'s closest field names of the section the key is in (``epoch`` -> ``epochs``), then
@@ -23,8 +25,6 @@ import typing
 from typing import Any, Iterator
 
 from pydantic import BaseModel
-
-CAUSAL_TRAINER = "causal_lm_sft"
 
 #: another tool's key -> (the tuneloop setting, what to know about it; "" when it is the same)
 FOREIGN_KEYS: dict[str, tuple[str, str]] = {

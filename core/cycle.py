@@ -457,6 +457,14 @@ def outputs_for_review(context: CycleContext, found: Any, prepared: PreparedData
     config, store, cycle_id = context.config, context.store, context.cycle_id
     assert store is not None
     review_examples = examples_for_review(store, prepared.splits.get("review") or [])
+    if prepared.splits.get("review") and len(review_examples) < config.review.size:
+        # rated inputs left the pool (they are training data now): it is running dry
+        from tuneloop.data_problems import logger
+
+        logger.warning("warning: the review split has %d inputs no expert has judged yet, fewer "
+                       "than review.size (%d): add unlabelled data (a source pinned to split: "
+                       "review) so the experts have something to rate", len(review_examples),
+                       config.review.size)
     predictions: list[Prediction] = []
     queued = 0
     if review_examples:

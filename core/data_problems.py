@@ -10,7 +10,9 @@ unlabeled example; a test label no training example had was scored as a certain 
 - ``tuneloop run`` (and ``tune``) stop on the first error before the cycle row is written, with
   exit code 2 and the one line ``where: message`` (:func:`stop_on_errors`), and print the warnings.
 
-Errors: a validation or test split that has a fraction above 0 but no labelled example, and, when
+Errors: a split that has a fraction above 0 but no example (no labelled one for train,
+validation and test; every configured split must get examples, or the cycle would train on
+nothing, measure nothing or queue nothing for review), and, when
 the config asks to refuse them (``data.on_empty_target: refuse``, ``data.on_unseen_label:
 refuse``), empty targets and unseen labels. Warnings: empty targets and unseen labels otherwise.
 
@@ -113,7 +115,7 @@ def collect(config: Any, splits: Mapping[str, list[Example]], report: dict[str, 
     :param split_stats: what ``assign_splits`` reports in its ``stats``.
     """
     problems: list[dict[str, str]] = []
-    for split in EVALUATION_SPLITS:
+    for split in SPLITS:
         problem = _empty_split(config, split, splits, report, examples, pins, split_stats)
         if problem:
             problems.append({"level": "error", "where": "data.split", "message": problem})
@@ -139,7 +141,7 @@ def collect(config: Any, splits: Mapping[str, list[Example]], report: dict[str, 
         problems.append({
             "level": "error" if refuse else "warning", "where": entry["first"],
             "message": f"{entry['examples']} {split} example(s) have a label that no training "
-                       f"example has ({shown}{more}): the model cannot predict it; "
+                       f"example has ({shown}{more}): the model never learnt it; "
                        + ("data.on_unseen_label is refuse" if refuse else
                           "data.on_unseen_label: refuse stops the cycle instead")})
     problems.sort(key=lambda problem: problem["level"] != "error")
@@ -162,7 +164,7 @@ def _empty_split(config: Any, split: str, splits: Mapping[str, list[Example]],
     left_out = (report.get("unlabeled_left_out") or {}).get(split)
     if left_out:
         reasons.append(f"its {left_out} example(s) are unlabeled, and only labelled examples are "
-                       f"scored")
+                       f"{'trained on' if split == 'train' else 'scored'}")
     dropped = sum(count for name, count in ((report.get("leakage") or {}).get("pairs") or {}
                                             ).items() if name.startswith(f"{split}~"))
     if dropped and (report.get("leakage") or {}).get("dropped"):
@@ -189,6 +191,8 @@ def _empty_split(config: Any, split: str, splits: Mapping[str, list[Example]],
                            f"by hash)")
         else:
             reasons.append(f"none of the {free} unpinned inputs was given {split}")
+    if split == "train":
+        return f"{head}: {'; '.join(reasons)}; give it examples"
     return (f"{head}: {'; '.join(reasons)}; give it examples, or set data.split.{split}: 0 for "
             f"a project without one")
 

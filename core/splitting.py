@@ -78,7 +78,7 @@ import logging
 import math
 from collections import Counter, defaultdict
 from fractions import Fraction
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from tuneloop.components import SPLITS, Example
 from tuneloop.errors import DataError
@@ -93,8 +93,13 @@ Conflict = Callable[[Example, str, str], None]
 
 def key_hash(seed: int, key: str) -> str:
     """The seeded hash that orders keys: sha256 of the seed and the key."""
+    return _digest(seed, key).hex()
+
+
+def _digest(seed: int, key: str) -> bytes:
+    """:func:`key_hash` as raw bytes: the same order, 65 bytes a key instead of 113."""
     payload = f"{seed}\x00{key}".encode("utf-8", "surrogatepass")
-    return hashlib.sha256(payload).hexdigest()
+    return hashlib.sha256(payload).digest()
 
 
 def _pin_is_safe(pinned: str, assigned: str) -> bool:
@@ -127,7 +132,7 @@ def _integer_weights(fractions: Mapping[str, float]) -> dict[str, int]:
     return {split: int(exact.get(split, 0) * denominator) for split in SPLITS}
 
 
-def _stratum(examples: list[Example]) -> str | None:
+def _stratum(examples: Sequence[Example]) -> str | None:
     """A key's label: its examples' most common target (ties: the smallest); None if unlabeled."""
     if len(examples) == 1:
         return examples[0].target
@@ -182,8 +187,14 @@ def assign_splits(examples: Iterable[Example], fractions: Mapping[str, float], s
                              f'{", ".join(SPLITS)}')
     report = on_conflict or _log_conflict
 
-    # 1. Group by split key.
-    by_key: dict[str, list[Example]] = defaultdict(list)
+    # 1. Group by split key. Most keys hold one example: that example, not a list of one (a
+    #    million lists would cost 88 MB); members() gives either as a sequence.
+    by_key: dict[str, Example | list[Example]] = {}
+
+    def members(key: str) -> Sequence[Example]:
+        held = by_key[key]
+        return held if isinstance(held, list) else (held,)
+
     for example in examples:
         if example.split is not None and example.split not in SPLITS:
             raise DataError(example.source or "data", f'split "{example.split}" is not one of '
@@ -193,26 +204,32 @@ def assign_splits(examples: Iterable[Example], fractions: Mapping[str, float], s
 
             raise example_error(example, "no split: data.split.by is column, so every example "
                                          "needs one (map fields.split, or set the source's split)")
-        by_key[example.split_key].append(example)
+        key = example.split_key
+        held = by_key.get(key)
+        if held is None:
+            by_key[key] = example
+        elif isinstance(held, list):
+            held.append(example)
+        else:
+            by_key[key] = [held, example]
 
     # 2. Each key's split: known, else pinned, else pending. Keys with a pin are left out of the
     #    shares (rule 4); known keys without one count towards them.
-    home: dict[str, str] = {}
+    # a key's split is new[key], else known[key] (no third dict of a million keys)
     new: dict[str, str] = {}
     pending: list[str] = []
     counted: dict[str, str] = {}  # known, unpinned key -> its split
     pinned_keys = 0
-    hashes = {key: key_hash(seed, key) for key in by_key}
-    for key, group in by_key.items():
+    for key in by_key:
+        group = members(key)
         pins = {example.split for example in group if example.split is not None}
         if pins:
             pinned_keys += 1
-        if key in known:
-            home[key] = known[key]
+        if key in known:  # its split is known[key]
             if not pins:
                 counted[key] = known[key]
         elif pins:
-            home[key] = new[key] = next(split for split in PIN_PRECEDENCE if split in pins)
+            new[key] = next(split for split in PIN_PRECEDENCE if split in pins)
         else:
             pending.append(key)
 
@@ -221,7 +238,7 @@ def assign_splits(examples: Iterable[Example], fractions: Mapping[str, float], s
     # deficit(split) * total_weight = weight(split) * total - count(split) * total_weight
     open_splits = [split for split in SPLITS if weights[split] > 0]
     free = [*counted, *pending]
-    labels = {key: _stratum(by_key[key]) for key in free}
+    labels = {key: _stratum(members(key)) for key in free}
     if stratify is None:
         smallest = min(weights[split] for split in open_splits)
         stratify = len(free) * smallest >= len(set(labels.values())) * total_weight
@@ -232,12 +249,14 @@ def assign_splits(examples: Iterable[Example], fractions: Mapping[str, float], s
         counts[stratum_of[key]][split] += 1
     overall: Counter[str] = Counter(counted.values())
     everything = len(free)
-    for key in sorted(pending, key=lambda k: (hashes[k], k)):
+    # seeded-hash order (key_hash's, as raw digests: half the memory; sha256 never ties),
+    # computed while sorting rather than kept for every key
+    for key in sorted(pending, key=lambda k: _digest(seed, k)):
         total, count = totals[stratum_of[key]], counts[stratum_of[key]]
         split = max(open_splits, key=lambda s: (
             weights[s] * total - count[s] * total_weight,
             weights[s] * everything - overall[s] * total_weight, -SPLITS.index(s)))
-        home[key] = new[key] = split
+        new[key] = split
         count[split] += 1
         overall[split] += 1
     if stats is not None:
@@ -246,9 +265,9 @@ def assign_splits(examples: Iterable[Example], fractions: Mapping[str, float], s
 
     # 4. Place every example with its key; a disagreeing pin is kept only where it is safe.
     splits: dict[str, list[Example]] = {split: [] for split in SPLITS}
-    for key in sorted(by_key, key=lambda k: (hashes[k], k)):
-        target = home[key]
-        group = by_key[key]
+    for key in sorted(by_key, key=lambda k: _digest(seed, k)):
+        target = new[key] if key in new else known[key]
+        group = members(key)
         for example in (sorted(group, key=_order) if len(group) > 1 else group):
             placed = target
             pinned = example.split

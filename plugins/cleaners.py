@@ -21,11 +21,11 @@
 
 Cleaners are generators: they see one example at a time and keep only what they need to decide,
 so a large source streams through; those that must see everything first (``label_conflicts``, and
-``drop_duplicates``, which keeps the copy pinned to the most protected split) say so. Every removal is reported through
-``removed(example, reason)`` and every fix is counted in ``changes()``, because data that silently
-disappears or changes between the file and the model is a debugging trap. Reasons are short fixed
-phrases: the cycle report counts examples per reason, and the example itself (with its source and
-line in ``provenance``) says which one went.
+``drop_duplicates``, which keeps the copy pinned to the most protected split) say so. Every
+removal is reported through ``removed(example, reason)`` and every fix is counted in
+``changes()``, because data that silently disappears or changes between the file and the model is
+a debugging trap. Reasons are short fixed phrases: the cycle report counts examples per reason,
+and the example itself (with its source and line in ``provenance``) says which one went.
 
 A fix builds a new ``Example`` (``dataclasses.replace`` with ``id=""``, so the id, a hash of input
 and target, is recomputed); provenance, source, weight and group are kept.
@@ -435,7 +435,8 @@ class DropDuplicates(Cleaner):
     newline or a double space is no difference), the target exactly (a completion's leading space
     is part of what the model learns). The same input with a *different* target is not a
     duplicate: it is a conflicting label, kept so the split keeps both copies together and a
-    reviewer (or ``label_conflicts``) can settle it. A duplicate would otherwise count twice in training and, worse, in the metrics.
+    reviewer (or ``label_conflicts``) can settle it. A duplicate would otherwise count twice in
+    training and, worse, in the metrics.
 
     Which copy stays: the one a source pinned to the most protected split (test, then
     validation, review, train; an unpinned copy last), else the first. Sources are read in

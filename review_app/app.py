@@ -1,7 +1,8 @@
 """The review app: experts log in and rate model outputs; admins also see how the review goes.
 
-Start it with ``tuneloop review`` or ``streamlit run app.py -- --db PATH`` (or set
-``TUNELOOP_DB``). ``--idle-hours`` (or ``TUNELOOP_IDLE_HOURS``) sets the idle session timeout.
+Start it with ``tuneloop review`` or ``streamlit run serve.py -- --db PATH`` (or set
+``TUNELOOP_DB``); ``streamlit run app.py`` also works, without the session cookie (a reload then
+logs out). ``--idle-hours`` (or ``TUNELOOP_IDLE_HOURS``) sets the idle session timeout.
 
 Who is logged in lives in ``st.session_state`` (server-side, per browser connection) and in a
 ``review_sessions`` row that an HttpOnly cookie finds again after a reload or in a new tab (see

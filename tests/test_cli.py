@@ -116,6 +116,8 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_init_then_validate(runner, tmp_path):
     result = runner.invoke(cli, ["init", str(tmp_path / "proj")])
     assert result.exit_code == 0, result.output
+    # the labelled examples and the unlabelled pool the experts review
+    assert {"intents.jsonl", "unlabeled.jsonl"} <= {p.name for p in (tmp_path / "proj").iterdir()}
     result = runner.invoke(cli, ["validate", str(tmp_path / "proj" / "tuneloop.yaml")])
     assert result.exit_code == 0, result.output
     again = runner.invoke(cli, ["init", str(tmp_path / "proj")])
@@ -127,7 +129,8 @@ def test_plugins_list_shows_builtins_with_their_components(runner):
     assert result.exit_code == 0, result.output
     rows = {row["name"]: row for row in json.loads(result.output)}
     assert rows["tuneloop.plugins.sources"]["components"]["data_sources"] == [
-        "csv", "hf_dataset", "json", "jsonl", "parquet", "sqlite", "tsv"]
+        "alpaca", "csv", "dataset_info", "hf_dataset", "json", "jsonl", "parquet", "sharegpt",
+        "sqlite", "tsv"]
     assert "register_trainers" in rows["tuneloop.plugins.trainers"]["hooks"]
 
 

@@ -420,8 +420,8 @@ def test_causal_lm_data_with_all_unique_answers_splits_near_the_fractions(tmp_pa
                   "stratify": "label"}}, task="causal-lm"))
     assert len(stratified.splits["train"]) == 230
     assert [line.split(" (")[0] for line in errors(stratified)] == [
-        "data.split: validation is empty: 0 of 230 examples", "data.split: test is empty: 0 of "
-        "230 examples"]
+        f"data.split: {split} is empty: 0 of 230 examples"
+        for split in ("validation", "test", "review")]
     assert "no label has enough of them" in errors(stratified)[0]
 
 
@@ -519,3 +519,27 @@ def test_labels_unseen_in_training_are_counted_warned_about_or_refused(tmp_path)
                               'example has ("refund")')
     refused = prepare(project(tmp_path, {"sources": sources, "on_unseen_label": "refuse"}))
     assert errors(refused)[0].startswith("test.jsonl:1: 2 test example(s)")
+
+
+def test_an_empty_split_names_each_cause(tmp_path):
+    from tuneloop.data_problems import collect
+
+    write_jsonl(tmp_path / "d.jsonl", rows("d"))
+    config = project(tmp_path, {"sources": [{"type": "jsonl", "path": "d.jsonl",
+                                             "fields": {"input": "text"}}]})
+    full = {"train": [Example("x", "a")], "validation": [], "test": [Example("y", "a")],
+            "review": []}
+
+    def why(report=None, **stats):
+        [problem] = collect(config, full, report or {}, 30, {}, {
+            "stratified": True, "known_keys": 0, "new_keys": 0, **stats})
+        return problem["message"].split("): ", 1)[1]
+
+    # an old database placed every input (known inputs never move)
+    assert why(known_keys=30).startswith("all 30 unpinned inputs keep the split an earlier cycle "
+                                         "gave them (known inputs never move)")
+    assert why(new_keys=4).startswith("4 unpinned input(s) are too few for a share of 0.2")
+    assert why({"unlabeled_left_out": {"validation": 4}}, new_keys=30).startswith(
+        "its 4 example(s) are unlabeled, and only labelled examples are scored")
+    assert why({"leakage": {"pairs": {"validation~test (exact)": 2}, "dropped": 2}},
+               new_keys=30).startswith("the leakage check dropped 2 of its examples")

@@ -74,16 +74,15 @@ def test_batched_left_padded_greedy_answers_equal_one_prompt_at_a_time(base):
 
 
 def test_a_tokenizer_without_a_pad_token_gets_eos_and_pads_on_the_left(base, tmp_path):
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    tokenizer.pad_token = None
-    tokenizer.save_pretrained(base_copy := tmp_path / "no-pad")
     import shutil
 
-    for name in ("config.json", "model.safetensors", "generation_config.json"):
-        if (os.path.join(base, name)) and os.path.exists(os.path.join(base, name)):
-            shutil.copy(os.path.join(base, name), base_copy / name)
+    from transformers import AutoTokenizer
+
+    base_copy = tmp_path / "no-pad"
+    shutil.copytree(base, base_copy)
+    tokenizer = AutoTokenizer.from_pretrained(base_copy)
+    tokenizer.pad_token = None  # as GPT-2's own tokenizer
+    tokenizer.save_pretrained(base_copy)
     model, loaded = load(str(base_copy))
     assert loaded.pad_token_id == loaded.eos_token_id
     ids = [causal_lm.prompt_token_ids(loaded, p) for p in ["say cat", "say owl blue red"]]
@@ -124,11 +123,26 @@ def test_sampling_gives_several_different_seeded_candidates(base):
     assert all(0 < confidence <= 1 for found in first for _, confidence in found)
 
 
-def test_several_answers_need_sampling():
+def test_several_answers_need_sampling_and_validate_names_the_option(tmp_path):
     with pytest.raises(ValueError, match="needs do_sample: true"):
         generation.GenerationOptions(num_return_sequences=2)
     with pytest.raises(ValueError, match="greater than 0"):
         generation.GenerationOptions(temperature=0)
+    with pytest.raises(ValueError, match="must not be empty"):
+        generation.GenerationOptions(stop=["###", ""])
+    assert generation.GenerationOptions(do_sample=True, num_return_sequences=2)
+
+    from tuneloop.config import load_config
+
+    config = tmp_path / "tuneloop.yaml"
+    config.write_text("project: p\ntask: causal-lm\nmodel: {name: gpt2}\n"
+                      "data: {sources: [{type: jsonl, path: d.jsonl}]}\n"
+                      "training:\n  trainer:\n    name: causal_lm_sft\n"
+                      "    num_return_sequences: 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_config(config)
+    assert "line 8: training.trainer.num_return_sequences: above 1 needs do_sample: true" in \
+        str(raised.value)
 
 
 def test_predict_gives_candidates_for_the_review_split_only(base, tmp_path):
@@ -244,7 +258,8 @@ def test_candidates_are_queued_in_pairs_and_a_preference_trains_the_next_cycle(t
         singles = store.query("SELECT q.output_id, o.candidate FROM review_queue q JOIN outputs o "
                               "ON o.id = q.output_id WHERE q.pair_output_id IS NULL")
         pairs = store.query(
-            "SELECT q.output_id, q.pair_output_id, q.sampler, a.example_id, a.output, "
+            "SELECT q.id AS queue_id, q.output_id, q.pair_output_id, q.sampler, a.example_id, "
+            "a.output, "
             "a.cycle_id, a.candidate, b.example_id AS pair_example_id, b.output AS pair_output, "
             "b.cycle_id AS pair_cycle_id, b.candidate AS pair_candidate "
             "FROM review_queue q JOIN outputs a ON a.id = q.output_id "
@@ -253,12 +268,16 @@ def test_candidates_are_queued_in_pairs_and_a_preference_trains_the_next_cycle(t
                                  "GROUP_CONCAT(candidate) AS numbers FROM outputs "
                                  "GROUP BY example_id")
         reviewer = create_reviewer(store, "ann", "a-long-enough-password")
+        from tuneloop.review_app import queries, stats
+
+        # the review app shows the pair side by side; the expert prefers the later candidate
         chosen = pairs[0]
-        store.add_rating(reviewer_id=reviewer, output_id=chosen["output_id"],
-                         pair_output_id=chosen["pair_output_id"],
-                         preferred_output_id=chosen["pair_output_id"], verdict="approve",
-                         left_output_id=chosen["output_id"])
-        from tuneloop.review_app import stats
+        viewer = {"id": reviewer, "name": "ann", "role": "expert"}
+        shown = queries.item(store, viewer, chosen["queue_id"])
+        sides = {shown[side]["output_id"]: side for side in ("left", "right")}
+        assert set(sides) == {chosen["output_id"], chosen["pair_output_id"]}
+        queries.save_rating(store, viewer, chosen["queue_id"], verdict="approve",
+                            preferred=sides[chosen["pair_output_id"]])
 
         # the dashboard's "newer cycle against the previous one" leaves candidate pairs out
         assert stats.pairwise_wins(store, {"id": reviewer, "role": "admin"}) == []

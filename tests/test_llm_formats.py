@@ -439,3 +439,19 @@ def test_chats_are_compared_by_their_words_not_their_markup_or_system_prompt():
     index.add([asked("Where is my parcel?")])
     assert index.match([asked("How do I reset my password?")]) == [None]
     assert index.match([asked("Where is my parcel ?")])[0] is not None
+
+
+def test_jsonl_messages_can_keep_the_chat_for_the_trainer(tmp_path):
+    from tuneloop.plugins.sources import JsonlSource
+
+    turns = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+             {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Bye"},
+             {"role": "assistant", "content": "Ciao."}]
+    path = write_jsonl(tmp_path / "chats.jsonl", [{"messages": turns},
+                                                  {"messages": [turns[0], turns[2]]}])
+    source = JsonlSource(JsonlSource.Options(path=str(path), chat_format="messages",
+                                             on_error="skip"))
+    [example] = list(source.load())
+    assert chat(example) == turns[:4] and example.target == "Ciao."
+    [problem] = source.skipped
+    assert problem.line == 2 and "assistant turn with no user turn before it" in str(problem)

@@ -270,7 +270,8 @@ training:
     return str(path)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+@pytest.mark.skipif(torch.cuda.is_available(),
+                    reason="checks the refusal on a machine without CUDA")
 def test_validate_refuses_quantization_without_cuda_in_one_line(gpt2, tmp_path):
     path = qlora_config(tmp_path, gpt2)
     run = subprocess.run([sys.executable, "-m", "tuneloop.cli", "validate", path],
@@ -391,8 +392,9 @@ def test_two_fsdp_processes_train_checkpoint_resume_and_record_the_cycle_once(tm
     assert training["fsdp"] is True  # sharded: accelerate did not fall back to DDP
     assert training["resumed_from_step"] == 4
     assert final and all(row["n"] == 1 for row in final)
-    # each validation logged once, every 4 steps, although steps 5 and 6 ran twice
-    assert steps == list(range(4, 4 * len(steps) + 1, 4)) and len(steps) >= 2
+    # each validation logged once (every 4 steps, and the last step), although steps 5 and 6
+    # ran twice
+    assert steps[:3] == [4, 8, 12] and steps == sorted(set(steps))
     assert queued == 5
     # the saved model is whole (gathered from the shards), plain files, loadable anywhere
     from transformers import AutoModelForCausalLM

@@ -114,7 +114,7 @@ def test_log_in_rate_three_items_with_the_keyboard_and_script_stays_inert(review
     page.get_by_text("Where is my parcel?").wait_for(timeout=30_000)
     press(page, "4", f"score-{first}-4")
     page.wait_for_function("() => [...document.querySelectorAll('button')].some("
-                           "b => b.innerText.trim().startsWith('4') && "
+                           "b => b.innerText.trim().startsWith('Good') && "
                            "b.getAttribute('kind') === 'primary')", timeout=30_000)
     press(page, "a", f"approve-{first}")
     # Item 2: the hostile input and output, shown as text; skip it (key S).

@@ -318,3 +318,26 @@ def test_held_back_items_are_counted_with_their_reason(store, two_cycles):
     assert held_back(store, min_agreement=0.6).line() == (
         "Held back from training: 2 items (experts disagree on 1 item, 1 back in the queue "
         "for a tie-break; 1 item waiting for more ratings)")
+
+
+def test_status_says_how_many_items_are_held_back_and_why(tmp_path):
+    from click.testing import CliRunner
+    from projects import classification_project
+
+    from tuneloop.cli import cli
+    from tuneloop.config import load_config
+
+    path = classification_project(tmp_path, "unused-model")
+    config = load_config(path, check_components=False)
+    with Store(config.database_path) as store:
+        cycle = make_cycle(store)
+        outputs = add(store, cycle, {"my card was charged twice": ("shipping", 0.3)})
+        store.enqueue(cycle, list(outputs.values()), "least_confident", ratings_needed=2)
+        ann, bob = (store.add_reviewer(name, "h", "expert") for name in ("ann", "bob"))
+        (split,) = outputs.values()
+        rate(store, ann, split, "reject", "billing")
+        rate(store, bob, split, "reject", "account")
+    result = CliRunner().invoke(cli, ["status", str(path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert ("Held back from training: 1 item (experts disagree on 1 item, not requeued yet"
+            in result.output)

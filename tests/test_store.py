@@ -102,3 +102,36 @@ def test_unused_ratings_ignore_uses_by_failed_cycles(tmp_path):
         done = make_cycle(store)
         store.record_feedback_usage(done, [(rating, "approvals", "x")])
         assert store.current_ratings(unused_only=True) == []
+
+
+def test_m007_indexes_the_loop_queries_on_a_blank_and_on_a_previous_release_database(
+        tmp_path, monkeypatch):
+    """m007 adds the indexes the review step needs, to a new database and to one made before it
+    (the data kept); the previous-outputs self-join then looks each input up in the index."""
+    import tuneloop.store as store_module
+
+    sql = ("EXPLAIN QUERY PLAN SELECT new.id, old.id FROM outputs new JOIN outputs old "
+           "ON old.input = new.input AND old.cycle_id = ? WHERE new.cycle_id = ?")
+    wanted = {"outputs_input", "feedback_usage_cycle", "review_queue_cycle"}
+
+    def indexes(store: Store) -> set[str]:
+        return {row["name"] for row in store.query(
+            "SELECT name FROM sqlite_master WHERE type = 'index'")}
+
+    with Store(tmp_path / "blank.db") as store:
+        assert wanted <= indexes(store)
+        plan = " | ".join(row["detail"] for row in store.query(sql, [1, 2]))
+        assert "INDEX outputs_input (input=? AND cycle_id=?)" in plan
+    before = [migration for migration in MIGRATIONS if migration.__name__ < "m007"]
+    monkeypatch.setattr(store_module, "MIGRATIONS", before)  # the previous release's schema
+    with Store(tmp_path / "old.db") as old:
+        assert not wanted & indexes(old)
+        first = make_cycle(old)
+        ids = add_outputs(old, first, ["same question", "other question"])
+    monkeypatch.undo()
+    with Store(tmp_path / "old.db") as upgraded:
+        assert "m007_loop_indexes" in upgraded.applied_migrations()
+        assert wanted <= indexes(upgraded)
+        assert [row["id"] for row in upgraded.outputs(first)] == ids
+        plan = " | ".join(row["detail"] for row in upgraded.query(sql, [1, 2]))
+        assert "INDEX outputs_input (input=? AND cycle_id=?)" in plan

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from tuneloop.components import Example, Metric, Options, Prediction
 from tuneloop.errors import ConfigError
@@ -63,14 +63,20 @@ class GenerationOptions(Options):
                              "validation examples (a fixed sample) and log the configured "
                              "generation metrics, selectable as training.select_metric")
 
-    @model_validator(mode="after")
-    def _candidates_need_sampling(self) -> "GenerationOptions":
-        if self.num_return_sequences > 1 and not self.do_sample:
-            raise ValueError("num_return_sequences above 1 needs do_sample: true (greedy "
-                             "decoding gives the same answer every time)")
-        if any(stop == "" for stop in self.stop):
+    @field_validator("num_return_sequences")
+    @classmethod
+    def _candidates_need_sampling(cls, value: int, info: ValidationInfo) -> int:
+        if value > 1 and not info.data.get("do_sample"):
+            raise ValueError("above 1 needs do_sample: true (greedy decoding gives the same "
+                             "answer every time)")
+        return value
+
+    @field_validator("stop")
+    @classmethod
+    def _no_empty_stop(cls, value: list[str]) -> list[str]:
+        if any(stop == "" for stop in value):
             raise ValueError("stop strings must not be empty")
-        return self
+        return value
 
 
 def max_new_tokens(options: GenerationOptions, context: "CycleContext") -> int:
