@@ -18,7 +18,8 @@ the threshold (MinHash candidates, each confirmed exactly).
 
 The near check reads the first ``near_duplicates.MAX_CHARS`` characters of each normalised input
 (what one input contributes is capped, so a 50 MB line costs no more than a long paragraph); the
-report counts the inputs cut (``inputs_cut``) and names the cap (``near_chars_per_input``).
+report counts the inputs cut (``inputs_cut``, when there are any) and names the cap
+(``near_chars_per_input``).
 
 ``action``: ``refuse`` raises a DataError naming a leaking pair; ``drop`` removes the example on
 the less protected side (a test example is never dropped, so the test set stays frozen); ``report``
@@ -132,10 +133,12 @@ def check_leakage(splits: dict[str, list[Example]], action: str,
     report: dict[str, Any] = {"action": action, "near_threshold": near_threshold,
                               "leaks": len(leaks), "pairs": counts,
                               "examples": [leak.describe() for leak in leaks[:10]], "dropped": 0}
-    if near_threshold is not None:
+    cut = sum(1 for examples in splits.values() for example in examples
+              if len(example.input) > MAX_CHARS and is_cut(example.input)
+              ) if near_threshold is not None else 0
+    if cut:  # the near check read only the first MAX_CHARS characters of these: say so
+        report["inputs_cut"] = cut
         report["near_chars_per_input"] = MAX_CHARS
-        report["inputs_cut"] = sum(1 for examples in splits.values() for example in examples
-                                   if len(example.input) > MAX_CHARS and is_cut(example.input))
     if not leaks:
         return report
     if action == "refuse":

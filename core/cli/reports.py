@@ -20,6 +20,11 @@ from tuneloop.cli.models import config_option, figure, open_project
 
 console = Console()
 
+AGREEMENT_FIGURES = ("kappa", "alpha")
+# The review app's dashboard uses the same basis and says so in the same words.
+AGREEMENT_BASIS = ("human.*_kappa / human.krippendorff_alpha: agreement on the verdict "
+                   "(approve/reject) of outputs rated by more than one expert")
+
 
 def delta_text(name: str, mine: float | None, other: float | None) -> Text:
     """``+0.0123`` green when better, red when worse (respecting lower-is-better figures)."""
@@ -51,6 +56,9 @@ def print_beside(store: Any, config: Any, cycle_id: int, per_label: bool = False
                       delta_text(name, mine, top))
     if beside.rows:
         console.print(table)
+        if any(row[0].startswith("human.") and row[0].endswith(AGREEMENT_FIGURES)
+               for row in beside.rows):
+            console.print(AGREEMENT_BASIS, style="dim")
     else:
         console.print(f"Cycle {cycle_id} has no figures yet ({beside.cycle['status']}).")
 
