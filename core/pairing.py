@@ -35,15 +35,7 @@ def previous_outputs(store: "Store", cycle_id: int, previous_cycle_id: int
                      ) -> dict[int, dict[str, Any]]:
     """For each output of ``cycle_id``, the output of ``previous_cycle_id`` for the same input
     (the latest one if the input was answered twice), keyed by the current output's id."""
-    rows = store.query(
-        """
-        SELECT new.id AS output_id, old.id, old.output, old.confidence, old.scores
-        FROM outputs new
-        JOIN outputs old ON old.input = new.input AND old.cycle_id = ? AND old.candidate = 0
-        WHERE new.cycle_id = ? AND new.candidate = 0
-        ORDER BY old.id
-        """, [previous_cycle_id, cycle_id])
-    return {row["output_id"]: row for row in rows}
+    return store.previous_outputs(cycle_id, previous_cycle_id)
 
 
 def attach_previous(store: "Store", candidates: list[ReviewCandidate], cycle_id: int,

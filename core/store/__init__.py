@@ -381,6 +381,18 @@ class Store(ReviewStore):
                 "WHERE o.id = ? AND o.candidate = 0 ORDER BY c.candidate, c.id", [output_id])
         return found
 
+    def previous_outputs(self, cycle_id: int, previous_cycle_id: int
+                         ) -> dict[int, dict[str, Any]]:
+        """For each output (candidate 0) of ``cycle_id``, the output of ``previous_cycle_id`` for
+        the same input text (the latest if answered twice), keyed by the current output's id.
+        Served by the ``outputs(input, cycle_id)`` index (m007)."""
+        rows = self.query(
+            "SELECT new.id AS output_id, old.id, old.output, old.confidence, old.scores "
+            "FROM outputs new JOIN outputs old ON old.input = new.input AND old.cycle_id = ? "
+            "AND old.candidate = 0 WHERE new.cycle_id = ? AND new.candidate = 0 ORDER BY old.id",
+            [previous_cycle_id, cycle_id])
+        return {row["output_id"]: row for row in rows}
+
     def outputs(self, cycle_id: int) -> list[dict[str, Any]]:
         return self.query("SELECT * FROM outputs WHERE cycle_id = ? ORDER BY id", [cycle_id])
 
