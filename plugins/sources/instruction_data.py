@@ -43,8 +43,7 @@ from pydantic import StrictStr, field_validator
 from tuneloop import DataError, Example
 from tuneloop.plugins.sources.json_document import JsonOptions, JsonSource
 from tuneloop.plugins.sources.records import (ALIASES, BadValue, FieldMap, Position, describe_keys,
-                                              json_type, label_value, lookup, split_value,
-                                              text_value, weight_value, _MISSING)
+                                              json_type, mapped_value, text_value, _MISSING)
 from tuneloop.plugins.sources.text_files import JsonlSource
 
 #: the ``fields`` an instruction source still takes (its text comes through ``columns``)
@@ -229,16 +228,7 @@ class InstructionSource(JsonSource):
             column = mapping.explicit.get(field)
             if column is None:
                 continue
-            value = lookup(record, column)
-            if value is _MISSING:
-                raise BadValue(f'missing {field} field "{column}" (mapped in fields); the record '
-                               f"has {describe_keys(record)}")
-            if field == "weight":
-                values["weight"] = weight_value(value, column)
-            elif field == "split":
-                values["split"] = split_value(value, column)
-            else:
-                values["group"] = label_value(value, f'group ("{column}")', False)
+            values[field] = mapped_value(record, field, column, False)
         values.setdefault("split", self.options.split)
         return self.chat_examples(self.turns(record), values, position)
 

@@ -222,6 +222,20 @@ def text_value(value: str, what: str) -> str:
     return value
 
 
+def mapped_value(record: Any, field: str, column: Column, empty_is_none: bool) -> Any:
+    """The value of ``field`` read from ``column`` of ``record``, checked for its kind (a weight,
+    a split, else a label-like string); a missing column is a BadValue naming the field."""
+    value = lookup(record, column)
+    if value is _MISSING:
+        raise BadValue(f'missing {field} field "{column}" (mapped in fields); the record has '
+                       f"{describe_keys(record)}")
+    if field == "weight":
+        return weight_value(value, column)
+    if field == "split":
+        return split_value(value, column)
+    return label_value(value, f'{field} ("{column}")', empty_is_none)
+
+
 def label_value(value: Any, what: str, empty_is_none: bool) -> str | None:
     """A target or group: a string, or a number written as a string; null means none."""
     if value is None:
@@ -396,16 +410,7 @@ class RecordSource(DataSource):
         columns, input_column, messages_column = self._plan(record, mapping)
         values: dict[str, Any] = {}
         for field, column in columns:
-            value = lookup(record, column)
-            if value is _MISSING:
-                raise BadValue(f'missing {field} field "{column}" (mapped in fields); the '
-                               f"record has {describe_keys(record)}")
-            if field == "weight":
-                values["weight"] = weight_value(value, column)
-            elif field == "split":
-                values["split"] = split_value(value, column)
-            else:
-                values[field] = label_value(value, f'{field} ("{column}")', self.empty_is_none)
+            values[field] = mapped_value(record, field, column, self.empty_is_none)
         values.setdefault("split", self.options.split)
 
         if input_column is None and isinstance(record, dict) and messages_column is not None:
